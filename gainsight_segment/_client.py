@@ -1,0 +1,329 @@
+"""The Client: settings, message building and an engine, tied together."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+
+from ._config import (
+    DEFAULT_BACKOFF_FACTOR,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_BLOCK_TIMEOUT,
+    DEFAULT_ENDPOINT,
+    DEFAULT_EXIT_TIMEOUT,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_ON_QUEUE_FULL,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WORKERS,
+    QueueFullPolicy,
+    Settings,
+    Verify,
+)
+from ._engine import DryRunEngine, Engine, SyncEngine
+from ._errors import ClientClosedError
+from ._message import Id, Message, MessageBuilder, Properties, Timestamp
+from ._receipt import Outcome, Receipt
+from ._report import ErrorCallback, Reporter, Stats, SuccessCallback
+from ._transport import Transport
+from ._whitelist import WhitelistSpec
+from ._worker import ThreadedEngine
+
+
+class Client:
+    """Sends Segment-spec ``identify``, ``track`` and ``group`` calls to Gainsight.
+
+    Calls validate and serialize their message in the caller's thread, so mistakes raise
+    there, then queue it for background delivery and return at once. Delivery problems
+    never raise into the app: they go to ``on_error``, the ``gainsight_segment`` logger and
+    :meth:`stats`.
+
+    Example:
+        >>> import gainsight_segment as gs
+        >>> with gs.Client("35a84f9e-7084-47a1-b8a5-593444e9e862", send=False) as client:
+        ...     client.track("123", "Account Created", {"accountId": "o283h08fh2390f923uofu23"})
+        ...     # doctest: +ELLIPSIS
+        Receipt(message_id='...', outcome=<Outcome.DRY_RUN: 'dry_run'>, error=None)
+
+    Args:
+        access_key: The Gainsight access key (36 characters, UUID layout); read from
+            ``GAINSIGHT_ACCESS_KEY`` when omitted.
+        track_whitelist: Track event names to send; ``None`` or empty sends every track.
+            A list of names, Segment's list of ``{"key": name}`` objects, or a mapping.
+        endpoint: Base URL of the Gainsight event endpoint (``https://``; ``http://`` only
+            for loopback hosts).
+        timeout: Seconds to wait for a connection and for a response, per attempt.
+        max_retries: Retries of a retryable failure (network error, timeout, 408, 429,
+            500, 502, 503, 504) after the first attempt.
+        backoff_factor: Base of the exponential backoff between retries, in seconds.
+        backoff_max: Longest wait between two attempts, ``Retry-After`` included.
+        workers: Sender threads, i.e. requests in flight at once.
+        max_queue_size: Messages that may wait for delivery.
+        on_queue_full: ``"drop"`` a new message when the queue is full (counted and
+            reported to ``on_error``), or ``"block"`` the caller for up to
+            ``block_timeout`` seconds first.
+        block_timeout: Longest wait of a blocked caller.
+        exit_timeout: Seconds the interpreter's exit waits for queued messages; ``0``
+            turns the exit flush off.
+        sync_mode: Send in the caller's thread; failures are reported, not raised.
+        send: ``False`` builds and validates messages but never sends them.
+        verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
+        proxies: Explicit proxies by URL scheme; environment proxy variables are ignored.
+        on_error: Called with ``(DeliveryError, message dict)`` for every message that is
+            not delivered; exceptions it raises are logged and ignored.
+        on_success: Called with the message dict for every message delivered.
+        builder: Builds messages; pass one with a fixed clock and ids in tests.
+
+    Raises:
+        ConfigurationError: When a setting is invalid; the text never shows the key.
+    """
+
+    def __init__(
+        self,
+        access_key: str | None = None,
+        *,
+        track_whitelist: WhitelistSpec = None,
+        endpoint: str = DEFAULT_ENDPOINT,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
+        workers: int = DEFAULT_WORKERS,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        on_queue_full: QueueFullPolicy = DEFAULT_ON_QUEUE_FULL,
+        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
+        sync_mode: bool = False,
+        send: bool = True,
+        verify: Verify = True,
+        proxies: Mapping[str, str] | None = None,
+        on_error: ErrorCallback | None = None,
+        on_success: SuccessCallback | None = None,
+        builder: MessageBuilder | None = None,
+    ) -> None:
+        self.settings = Settings(
+            access_key=access_key,
+            track_whitelist=track_whitelist,
+            endpoint=endpoint,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            workers=workers,
+            max_queue_size=max_queue_size,
+            on_queue_full=on_queue_full,
+            block_timeout=block_timeout,
+            exit_timeout=exit_timeout,
+            sync_mode=sync_mode,
+            send=send,
+            verify=verify,
+            proxies=proxies,
+        )
+        self._builder = builder or MessageBuilder()
+        self._whitelist = self.settings.track_whitelist
+        self._reporter = Reporter(on_error, on_success)
+        self._engine = self._make_engine()
+        self._closed = False
+
+    def _make_engine(self) -> Engine:
+        settings = self.settings
+        if not settings.send:
+            return DryRunEngine(self._reporter)
+        if settings.sync_mode:
+            # A synchronous client's retry waits are never interrupted.
+            return SyncEngine(Transport(settings, threading.Event()), self._reporter)
+        return ThreadedEngine(settings, self._reporter, Transport)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        mode = "dry run" if not s.send else "sync" if s.sync_mode else "async"
+        return f"<gainsight_segment.Client {s.access_key} endpoint={s.endpoint!r} {mode}>"
+
+    def identify(
+        self,
+        user_id: Id | None,
+        traits: Properties = None,
+        *,
+        anonymous_id: Id | None = None,
+        context: Properties = None,
+        timestamp: Timestamp = None,
+        message_id: Id | None = None,
+        integrations: Properties = None,
+    ) -> Receipt:
+        """Tell Gainsight who a user is and what their traits are.
+
+        Put the user's Salesforce Account id in ``traits["accountId"]``.
+
+        Args:
+            user_id: The user's id; may be ``None`` when ``anonymous_id`` is given.
+            traits: The user's traits.
+            anonymous_id: An anonymous id for the user.
+            context: Extra context; the library's name and version are added.
+            timestamp: When it happened (naive datetimes are UTC); now by default.
+            message_id: The message id; a fresh UUID4 by default.
+            integrations: Segment's integrations object.
+
+        Returns:
+            The message id and what became of the message.
+
+        Raises:
+            InvalidMessageError: When the message cannot be built.
+            ClientClosedError: When the client was shut down.
+        """
+        message = self._builder.identify(
+            user_id,
+            traits,
+            anonymous_id=anonymous_id,
+            context=context,
+            timestamp=timestamp,
+            message_id=message_id,
+            integrations=integrations,
+        )
+        return self._submit(message)
+
+    def track(
+        self,
+        user_id: Id | None,
+        event: str,
+        properties: Properties = None,
+        *,
+        anonymous_id: Id | None = None,
+        context: Properties = None,
+        timestamp: Timestamp = None,
+        message_id: Id | None = None,
+        integrations: Properties = None,
+    ) -> Receipt:
+        """Record that a user did something.
+
+        Only events in the track whitelist are sent (all of them when it is empty);
+        the others return a ``FILTERED`` receipt. Put the user's Salesforce Account id in
+        ``properties["accountId"]``.
+
+        Args:
+            user_id: The user's id; may be ``None`` when ``anonymous_id`` is given.
+            event: The event's name, e.g. ``"Account Created"``.
+            properties: The event's properties.
+            anonymous_id: An anonymous id for the user.
+            context: Extra context; the library's name and version are added.
+            timestamp: When it happened (naive datetimes are UTC); now by default.
+            message_id: The message id; a fresh UUID4 by default.
+            integrations: Segment's integrations object.
+
+        Returns:
+            The message id and what became of the message.
+
+        Raises:
+            InvalidMessageError: When the message cannot be built (also for events the
+                whitelist skips, so mistakes show whatever the whitelist).
+            ClientClosedError: When the client was shut down.
+        """
+        message = self._builder.track(
+            user_id,
+            event,
+            properties,
+            anonymous_id=anonymous_id,
+            context=context,
+            timestamp=timestamp,
+            message_id=message_id,
+            integrations=integrations,
+        )
+        if not self._whitelist.allows(event):
+            self._reporter.count_filtered()
+            return Receipt(message.message_id, Outcome.FILTERED)
+        return self._submit(message)
+
+    def _submit(self, message: Message) -> Receipt:
+        if self._closed:
+            raise ClientClosedError("the client was shut down; create a new Client")
+        return self._engine.submit(message)
+
+    def group(
+        self,
+        user_id: Id | None,
+        group_id: Id,
+        traits: Properties = None,
+        *,
+        anonymous_id: Id | None = None,
+        context: Properties = None,
+        timestamp: Timestamp = None,
+        message_id: Id | None = None,
+        integrations: Properties = None,
+    ) -> Receipt:
+        """Associate a user with a group, typically the Salesforce Account ``group_id``.
+
+        Args:
+            user_id: The user's id; may be ``None`` when ``anonymous_id`` is given.
+            group_id: The group's id (mapped to the Salesforce Account).
+            traits: The group's traits, e.g. ``{"name": "Twitter"}``.
+            anonymous_id: An anonymous id for the user.
+            context: Extra context; the library's name and version are added.
+            timestamp: When it happened (naive datetimes are UTC); now by default.
+            message_id: The message id; a fresh UUID4 by default.
+            integrations: Segment's integrations object.
+
+        Returns:
+            The message id and what became of the message.
+
+        Raises:
+            InvalidMessageError: When the message cannot be built.
+            ClientClosedError: When the client was shut down.
+        """
+        message = self._builder.group(
+            user_id,
+            group_id,
+            traits,
+            anonymous_id=anonymous_id,
+            context=context,
+            timestamp=timestamp,
+            message_id=message_id,
+            integrations=integrations,
+        )
+        return self._submit(message)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every message queued so far is delivered or given up.
+
+        Args:
+            timeout: Seconds to wait at most, retries included; ``None`` waits until
+                delivery ends (each message ends within its retries and timeouts).
+
+        Returns:
+            ``True`` if everything settled in time; ``False`` if the deadline passed, in
+            which case the rest stays queued and :meth:`stats` shows how much.
+        """
+        return self._engine.flush(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush, then stop the sender threads and close connections. Idempotent.
+
+        Messages still queued or in flight when the deadline passes are reported to
+        ``on_error`` and counted as dropped or failed. Later ``identify``, ``track`` and
+        ``group`` calls raise :class:`ClientClosedError`; ``flush`` and ``shutdown``
+        return at once.
+
+        Args:
+            timeout: Seconds for the whole shutdown; ``None`` waits until delivery ends.
+
+        Returns:
+            ``True`` if nothing was left undelivered by the deadline.
+        """
+        if self._closed:
+            return True
+        self._closed = True
+        return self._engine.shutdown(timeout)
+
+    def stats(self) -> Stats:
+        """Return a snapshot of the counters; see :class:`Stats`."""
+        return self._engine.stats()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()

@@ -1,0 +1,275 @@
+"""Settings: access key, whitelist, endpoint, timeouts and delivery options, validated once."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal, Union
+from urllib.parse import urlsplit
+
+import attrs
+
+from ._errors import ConfigurationError
+from ._whitelist import TrackWhitelist, WhitelistSpec
+
+QueueFullPolicy = Literal["drop", "block"]
+
+ACCESS_KEY_ENV = "GAINSIGHT_ACCESS_KEY"
+DEFAULT_ENDPOINT = "https://event.gainsight.com"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF_FACTOR = 0.5
+DEFAULT_BACKOFF_MAX = 30.0
+DEFAULT_WORKERS = 4
+DEFAULT_MAX_QUEUE_SIZE = 10_000
+DEFAULT_ON_QUEUE_FULL: QueueFullPolicy = "drop"
+DEFAULT_BLOCK_TIMEOUT = 1.0
+DEFAULT_EXIT_TIMEOUT = 5.0
+EVENT_PATH = "/clickstream/segmentio/event"
+
+_UUID_LAYOUT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+Verify = Union[bool, str]
+
+
+def mask(secret: str) -> str:
+    """Return the masked form of a secret that is safe to show: ``****`` and its last 4.
+
+    Args:
+        secret: The secret to mask.
+
+    Returns:
+        ``"****"`` followed by the secret's last four characters.
+    """
+    return "****" + secret[-4:]
+
+
+@attrs.frozen(repr=False)
+class AccessKey:
+    """A validated Gainsight access key that never shows itself.
+
+    ``str()`` and ``repr()`` give the masked form ``****e862``; the key itself is only
+    available as :attr:`secret`, for the request header.
+
+    Attributes:
+        secret: The key, exactly 36 characters in UUID layout.
+    """
+
+    secret: str
+
+    @classmethod
+    def parse(cls, value: object) -> AccessKey:
+        """Validate an access key, falling back to ``GAINSIGHT_ACCESS_KEY`` when ``None``.
+
+        Args:
+            value: The key as given, or ``None`` to read the environment variable.
+
+        Returns:
+            The validated key, surrounding whitespace stripped.
+
+        Raises:
+            ConfigurationError: When the key is missing, not a string, not 36 characters
+                long or not in UUID layout. The text never contains the key.
+        """
+        if isinstance(value, AccessKey):
+            return value
+        source = "access_key"
+        if value is None:
+            value = os.environ.get(ACCESS_KEY_ENV)
+            source = ACCESS_KEY_ENV
+            if value is None:
+                raise ConfigurationError(
+                    f"access_key: missing; pass it to Client or set {ACCESS_KEY_ENV}"
+                )
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{source}: must be a string, got {type(value).__name__}")
+        key = value.strip()
+        if not key:
+            raise ConfigurationError(f"{source}: is empty")
+        if len(key) != 36:
+            raise ConfigurationError(
+                f"{source}: must be 36 characters long, got {len(key)} characters"
+            )
+        if not _UUID_LAYOUT.fullmatch(key):
+            raise ConfigurationError(
+                f"{source}: must be in UUID layout (8-4-4-4-12 hexadecimal digits)"
+            )
+        return cls(key)
+
+    def __repr__(self) -> str:
+        return f"AccessKey({mask(self.secret)!r})"
+
+    __str__ = __repr__
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_endpoint(value: object) -> str:
+    """Validate an endpoint base URL and return it without trailing slashes.
+
+    Args:
+        value: The base URL, e.g. ``https://event.gainsight.com``.
+
+    Returns:
+        The URL without trailing slashes.
+
+    Raises:
+        ConfigurationError: Unless it is an ``https://`` URL with a host, or an
+            ``http://`` URL to a loopback host; credentials, queries and fragments are
+            refused too.
+    """
+    if not isinstance(value, str):
+        raise ConfigurationError(f"endpoint: must be a string, got {type(value).__name__}")
+    url = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError as exc:
+        raise ConfigurationError(f"endpoint: not a valid URL ({exc})") from None
+    if parts.scheme not in ("https", "http"):
+        raise ConfigurationError(
+            f"endpoint: must start with https:// (got scheme {parts.scheme or 'none'!r})"
+        )
+    if not host:
+        raise ConfigurationError("endpoint: has no host")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigurationError(
+            "endpoint: http:// is only allowed for loopback hosts; use https://"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError("endpoint: must not contain credentials")
+    if parts.query or parts.fragment:
+        raise ConfigurationError("endpoint: must not have a query or fragment")
+    return url
+
+
+def _positive(name: str, value: object, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name}: must be a number, got {type(value).__name__}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigurationError(f"{name}: must be finite")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "greater than zero"
+        raise ConfigurationError(f"{name}: must be {bound}, got {value}")
+
+
+def _check_positive(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _positive(attribute.name, value)
+
+
+def _check_non_negative(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _positive(attribute.name, value, allow_zero=True)
+
+
+def _check_count(minimum: int) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigurationError(
+                f"{attribute.name}: must be an integer, got {type(value).__name__}"
+            )
+        if value < minimum:
+            raise ConfigurationError(f"{attribute.name}: must be at least {minimum}, got {value}")
+
+    return check
+
+
+def _check_policy(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in ("drop", "block"):
+        raise ConfigurationError(f"on_queue_full: must be 'drop' or 'block', got {value!r}")
+
+
+def _check_verify(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, (bool, str)):
+        raise ConfigurationError("verify: must be True, False or a CA bundle path")
+
+
+def _check_proxies(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigurationError("proxies: must be a mapping of scheme to proxy URL strings")
+
+
+def _freeze_proxies(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    # A read-only copy: the caller's dict must not change a frozen Settings later.
+    return (
+        MappingProxyType(dict(value or {}))
+        if isinstance(value, Mapping) or value is None
+        else value
+    )
+
+
+def _parse_access_key(value: object) -> AccessKey:
+    return AccessKey.parse(value)
+
+
+def _parse_whitelist(value: WhitelistSpec) -> TrackWhitelist:
+    return TrackWhitelist.from_spec(value)
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Every setting of a :class:`Client`, validated once when the client is created.
+
+    Attributes:
+        access_key: The Gainsight access key (masked in ``repr()``).
+        track_whitelist: The track events that are sent; empty sends every track.
+        endpoint: Base URL of the Gainsight event endpoint, without trailing slash.
+        timeout: Seconds to wait for a connection and for a response, per attempt.
+        max_retries: Retries after the first attempt for retryable failures.
+        backoff_factor: Base of the exponential backoff between retries, in seconds.
+        backoff_max: Longest wait between two attempts, ``Retry-After`` included.
+        workers: Sender threads, i.e. requests in flight at once.
+        max_queue_size: Messages that may wait in the queue.
+        on_queue_full: ``"drop"`` the new message (counted and reported) or ``"block"``
+            the caller for up to ``block_timeout`` seconds, then drop.
+        block_timeout: Longest wait of a blocked caller when ``on_queue_full="block"``.
+        exit_timeout: Seconds the interpreter's exit waits for queued messages;
+            ``0`` turns the exit flush off.
+        sync_mode: Send in the caller's thread instead of in the background.
+        send: ``False`` builds and validates messages but never sends them (dry run).
+        verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+        proxies: Explicit proxies by scheme; environment proxies are not read.
+    """
+
+    access_key: AccessKey = attrs.field(converter=_parse_access_key)
+    track_whitelist: TrackWhitelist = attrs.field(default=None, converter=_parse_whitelist)
+    endpoint: str = attrs.field(default=DEFAULT_ENDPOINT, converter=normalize_endpoint)
+    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_positive)
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_check_count(0))
+    backoff_factor: float = attrs.field(
+        default=DEFAULT_BACKOFF_FACTOR, validator=_check_non_negative
+    )
+    backoff_max: float = attrs.field(default=DEFAULT_BACKOFF_MAX, validator=_check_non_negative)
+    workers: int = attrs.field(default=DEFAULT_WORKERS, validator=_check_count(1))
+    max_queue_size: int = attrs.field(default=DEFAULT_MAX_QUEUE_SIZE, validator=_check_count(1))
+    on_queue_full: QueueFullPolicy = attrs.field(
+        default=DEFAULT_ON_QUEUE_FULL, validator=_check_policy
+    )
+    block_timeout: float = attrs.field(default=DEFAULT_BLOCK_TIMEOUT, validator=_check_non_negative)
+    exit_timeout: float = attrs.field(default=DEFAULT_EXIT_TIMEOUT, validator=_check_non_negative)
+    sync_mode: bool = False
+    send: bool = True
+    verify: Verify = attrs.field(default=True, validator=_check_verify)
+    proxies: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_freeze_proxies, validator=_check_proxies
+    )
+
+    @property
+    def url(self) -> str:
+        """The full URL messages are posted to."""
+        return self.endpoint + EVENT_PATH

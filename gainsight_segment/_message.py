@@ -1,0 +1,336 @@
+"""Building one Segment message: validate, convert and serialize. Pure: no I/O.
+
+The clock and the message-id generator are injectable so tests can freeze them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Callable, Optional, Union
+from uuid import UUID
+
+import attrs
+
+from ._errors import InvalidMessageError
+from ._version import __version__
+
+LIBRARY = {"name": "gainsight-segment", "version": __version__}
+MAX_MESSAGE_BYTES = 32 * 1024
+# The sentAt field is spliced in at send time; the size limit reserves its room.
+_SENT_AT_TEMPLATE = ',"sentAt":"2000-01-01T00:00:00.000Z"'
+_MAX_DEPTH = 200
+
+Id = Union[str, int, float, UUID]
+Properties = Optional[Mapping[str, Any]]
+Timestamp = Union[datetime, date, None]
+
+
+def format_time(value: date) -> str:
+    """Format a date or datetime as UTC ISO-8601 with milliseconds and ``Z``.
+
+    Naive datetimes are taken as UTC; a date is midnight UTC.
+
+    Args:
+        value: The date or datetime.
+
+    Returns:
+        A string like ``2014-05-05T08:00:00.000Z``.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is not None and value.utcoffset():
+            value = value.astimezone(timezone.utc)
+        return (
+            f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+            f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+        )
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T00:00:00.000Z"
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware in UTC (the default clock)."""
+    return datetime.now(timezone.utc)
+
+
+def new_message_id() -> str:
+    """Return a fresh random UUID4 string (the default message-id generator)."""
+    # Cheaper than str(uuid.uuid4()) and still a valid version 4, variant 1 UUID.
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+
+
+def _to_json(value: Any) -> Any:
+    """Convert one value the JSON encoder does not know natively."""
+    if isinstance(value, (datetime, date)):
+        return format_time(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not valid JSON")
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_to_json
+)
+
+
+def _child_path(path: str, key: object) -> str:
+    text = key if isinstance(key, str) else repr(key)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{path}.{text}" if path else text
+
+
+def _scalar_problem(value: object) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{'NaN' if value != value else 'Infinity'} is not valid JSON"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate, which is not valid Unicode"
+    return None
+
+
+def _key_problem(key: object) -> str | None:
+    if key is None or not isinstance(key, (str, int, float)):
+        return f"keys must be str, int, float or bool, not {type(key).__name__}"
+    return _scalar_problem(key)
+
+
+def _find_problem(payload: Mapping[str, Any]) -> str:
+    """Walk a payload that failed to serialize and say where and why.
+
+    Iterative, so that very deep nesting cannot exhaust the caller's stack.
+    """
+    stack: list[tuple[str, Any, int]] = [("", payload, 0)]
+    on_path: set[int] = set()
+    exits: list[tuple[int, int]] = []
+    while stack:
+        path, value, depth = stack.pop()
+        while exits and exits[-1][0] >= depth:
+            on_path.discard(exits.pop()[1])
+        if value is None or isinstance(value, (bool, int, float, str)):
+            problem = _scalar_problem(value)
+            if problem:
+                return f"{path}: {problem}"
+            continue
+        if depth >= _MAX_DEPTH:
+            return f"{path}: nested more than {_MAX_DEPTH} levels deep"
+        if not isinstance(value, (dict, list, tuple)):
+            try:
+                value = _to_json(value)
+            except (TypeError, ValueError, OverflowError) as exc:
+                return f"{path}: {exc}"
+            stack.append((path, value, depth + 1))
+            continue
+        if id(value) in on_path:
+            return f"{path}: circular reference"
+        on_path.add(id(value))
+        exits.append((depth, id(value)))
+        if isinstance(value, dict):
+            children = []
+            for key, child in value.items():
+                problem = _key_problem(key)
+                if problem:
+                    return f"{_child_path(path, key)}: {problem}"
+                children.append((_child_path(path, key), child, depth + 1))
+        else:
+            children = [(f"{path}[{i}]", child, depth + 1) for i, child in enumerate(value)]
+        stack.extend(reversed(children))
+    return "message: cannot be serialized as JSON"
+
+
+def serialize(payload: Mapping[str, Any]) -> bytes:
+    """Serialize a payload as compact UTF-8 JSON, converting what JSON lacks.
+
+    Args:
+        payload: The message as a mapping.
+
+    Returns:
+        The JSON document as bytes.
+
+    Raises:
+        InvalidMessageError: Naming the field path of the first value that is not JSON
+            (unknown type, NaN or Infinity, lone surrogate, bad key, cycle, too deep).
+    """
+    try:
+        return _ENCODER.encode(payload).encode("utf-8")
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        raise InvalidMessageError(_find_problem(payload)) from None
+
+
+def _id(field: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            raise InvalidMessageError(f"{field}: must not be empty")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, UUID)):
+        raise InvalidMessageError(
+            f"{field}: must be a string, number or UUID, got {type(value).__name__}"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidMessageError(f"{field}: must be a finite number")
+    return str(value)
+
+
+def _mapping(field: str, value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidMessageError(f"{field}: must be a mapping, got {type(value).__name__}")
+    return value if type(value) is dict else dict(value)
+
+
+@attrs.frozen(slots=True)
+class Message:
+    """One validated, serialized message, ready to send.
+
+    Attributes:
+        type: ``"identify"``, ``"track"`` or ``"group"``.
+        message_id: The message's ``messageId``.
+        body: The JSON body without ``sentAt``, which is added when it is sent.
+        event: The event name for a track, else ``None``.
+    """
+
+    type: str
+    message_id: str
+    body: bytes
+    event: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """Return the message as a dict, as it is sent but without ``sentAt``."""
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+    def body_sent_at(self, sent_at: str) -> bytes:
+        """Return the body to send, with ``sentAt`` set.
+
+        Args:
+            sent_at: The formatted send time (see :func:`format_time`).
+        """
+        return b"".join((self.body[:-1], b',"sentAt":"', sent_at.encode("ascii"), b'"}'))
+
+
+@attrs.frozen
+class MessageBuilder:
+    """Builds messages; the clock and the id generator are injectable for tests.
+
+    Attributes:
+        clock: Returns the time used for ``timestamp`` when the caller gives none.
+        new_id: Returns a fresh ``messageId`` when the caller gives none.
+    """
+
+    clock: Callable[[], datetime] = utc_now
+    new_id: Callable[[], str] = new_message_id
+
+    def build(
+        self,
+        type: str,
+        user_id: Id | None,
+        fields: dict[str, Any],
+        *,
+        anonymous_id: Id | None = None,
+        context: Properties = None,
+        timestamp: Timestamp = None,
+        message_id: Id | None = None,
+        integrations: Properties = None,
+    ) -> Message:
+        """Validate, convert and serialize one message.
+
+        Args:
+            type: ``"identify"``, ``"track"`` or ``"group"``.
+            user_id: The user's id; may be ``None`` when ``anonymous_id`` is given.
+            fields: The type's own fields (``traits``; ``event`` and ``properties``;
+                ``groupId`` and ``traits``), already validated.
+            anonymous_id: The anonymous id.
+            context: The caller's context; the library's name and version are added.
+            timestamp: When it happened; now when ``None``.
+            message_id: The message id; a fresh UUID4 when ``None``.
+            integrations: The caller's integrations object.
+
+        Returns:
+            The serialized message.
+
+        Raises:
+            InvalidMessageError: Naming the field that is wrong.
+        """
+        uid = _id("userId", user_id)
+        aid = _id("anonymousId", anonymous_id)
+        if uid is None and aid is None:
+            raise InvalidMessageError("userId: a userId or an anonymousId is required")
+        mid = self.new_id() if message_id is None else _id("messageId", message_id)
+        assert mid is not None
+        if timestamp is None:
+            when = format_time(self.clock())
+        elif isinstance(timestamp, date):
+            when = _checked_time(timestamp)
+        else:
+            raise InvalidMessageError(
+                f"timestamp: must be a datetime, got {type(timestamp).__name__}"
+            )
+        payload: dict[str, Any] = {"type": type}
+        if uid is not None:
+            payload["userId"] = uid
+        if aid is not None:
+            payload["anonymousId"] = aid
+        payload.update(fields)
+        payload["context"] = {**_mapping("context", context), "library": LIBRARY}
+        payload["integrations"] = _mapping("integrations", integrations)
+        payload["messageId"] = mid
+        payload["timestamp"] = when
+        payload["channel"] = "server"
+        body = serialize(payload)
+        if len(body) + len(_SENT_AT_TEMPLATE) > MAX_MESSAGE_BYTES:
+            raise InvalidMessageError(
+                f"message: {len(body) + len(_SENT_AT_TEMPLATE)} bytes serialized, "
+                f"over the {MAX_MESSAGE_BYTES}-byte limit"
+            )
+        return Message(type, mid, body, fields.get("event"))
+
+    def identify(self, user_id: Id | None, traits: Properties = None, **options: Any) -> Message:
+        """Build an identify message; ``options`` as for :meth:`build`."""
+        return self.build("identify", user_id, {"traits": _mapping("traits", traits)}, **options)
+
+    def track(
+        self, user_id: Id | None, event: str, properties: Properties = None, **options: Any
+    ) -> Message:
+        """Build a track message; ``options`` as for :meth:`build`."""
+        if not isinstance(event, str) or not event.strip():
+            raise InvalidMessageError("event: must be a non-empty string")
+        fields = {"event": event, "properties": _mapping("properties", properties)}
+        return self.build("track", user_id, fields, **options)
+
+    def group(
+        self, user_id: Id | None, group_id: Id, traits: Properties = None, **options: Any
+    ) -> Message:
+        """Build a group message; ``options`` as for :meth:`build`."""
+        gid = _id("groupId", group_id)
+        if gid is None:
+            raise InvalidMessageError("groupId: is required")
+        fields = {"groupId": gid, "traits": _mapping("traits", traits)}
+        return self.build("group", user_id, fields, **options)
+
+
+def _checked_time(value: date) -> str:
+    try:
+        return format_time(value)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidMessageError(f"timestamp: {exc}") from None

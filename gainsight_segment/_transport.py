@@ -1,0 +1,212 @@
+"""HTTP delivery of one message: the pooled session, retries and outcome classification."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import attrs
+import requests
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
+
+from ._config import Settings, mask
+from ._errors import DeliveryError
+from ._message import Message, format_time, utc_now
+from ._version import __version__
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+USER_AGENT = f"gainsight-segment-python/{__version__}"
+_BODY_EXCERPT = 200
+
+
+class _Abandoned(Exception):
+    """Raised inside urllib3's retry loop when the client is shutting down."""
+
+
+class _RetryControl(threading.local):
+    """Per-thread retry bookkeeping shared by a transport and its Retry objects."""
+
+    def __init__(self, interrupt: threading.Event) -> None:
+        self.interrupt = interrupt
+        self.retries = 0
+
+
+class _Retry(Retry):
+    """urllib3's Retry, with waits that a shutdown interrupts and that are counted.
+
+    A server's ``Retry-After`` is honoured (fractional seconds too) up to ``backoff_max``;
+    ``Retry-After`` alone never makes a status retryable (413 stays permanent).
+    """
+
+    RETRY_AFTER_STATUS_CODES = frozenset()
+    control: _RetryControl | None = None
+
+    def new(self, **kw: Any) -> _Retry:
+        retry = super().new(**kw)
+        retry.control = self.control
+        return retry
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            return super().parse_retry_after(retry_after)
+
+    def sleep(self, response: Any = None) -> None:
+        delay = None
+        if self.respect_retry_after_header and response is not None:
+            try:
+                delay = self.get_retry_after(response)
+            except InvalidHeader:
+                delay = None
+        if delay is None:
+            delay = self.get_backoff_time()
+        control = self.control
+        assert control is not None
+        control.retries += 1
+        if control.interrupt.wait(min(delay, self.backoff_max)):
+            raise _Abandoned
+
+
+@attrs.frozen
+class Attempt:
+    """The final outcome of sending one message, retries included.
+
+    Attributes:
+        retries: How many times the message was retried.
+        error: ``None`` when delivered, else why it was not.
+    """
+
+    retries: int
+    error: DeliveryError | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the message was delivered."""
+        return self.error is None
+
+
+class Transport:
+    """Sends messages over one pooled ``requests.Session``.
+
+    Args:
+        settings: The client's settings.
+        interrupt: Set on shutdown: waits between retries stop and the message is given up.
+    """
+
+    def __init__(self, settings: Settings, interrupt: threading.Event) -> None:
+        self._key = settings.access_key.secret
+        self._url = settings.url
+        self._timeout = settings.timeout
+        self._verify = settings.verify
+        self._proxies = dict(settings.proxies)
+        self._control = _RetryControl(interrupt)
+        retry = _Retry(
+            total=settings.max_retries,
+            connect=settings.max_retries,
+            read=settings.max_retries,
+            status=settings.max_retries,
+            other=0,
+            redirect=0,
+            allowed_methods=frozenset({"POST"}),
+            status_forcelist=RETRYABLE_STATUSES,
+            backoff_factor=settings.backoff_factor,
+            backoff_max=settings.backoff_max,
+            backoff_jitter=settings.backoff_factor,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            respect_retry_after_header=True,
+        )
+        retry.control = self._control
+        self.session = requests.Session()
+        # Environment look-ups (proxies, netrc) on every request are slow and would let
+        # the environment redirect the key; proxies are an explicit setting instead.
+        self.session.trust_env = False
+        self._adapter = HTTPAdapter(
+            pool_connections=1, pool_maxsize=settings.workers, max_retries=retry
+        )
+        self.session.mount("https://", self._adapter)
+        self.session.mount("http://", self._adapter)
+        self._headers = CaseInsensitiveDict(
+            {
+                "accessKey": self._key,
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "Accept": "*/*",
+                "Connection": "keep-alive",
+            }
+        )
+
+    def _request(self, body: bytes) -> requests.PreparedRequest:
+        request = requests.PreparedRequest()
+        request.method = "POST"
+        request.url = self._url
+        request.headers = self._headers.copy()
+        request.headers["Content-Length"] = str(len(body))
+        request.body = body
+        request.hooks = {"response": []}
+        return request
+
+    def send(self, message: Message) -> Attempt:
+        """Send one message, retrying per the settings; never raises.
+
+        Args:
+            message: The message to send; ``sentAt`` is set now.
+
+        Returns:
+            Whether it was delivered, how many retries it took, and if not, why.
+        """
+        control = self._control
+        control.retries = 0
+        request = self._request(message.body_sent_at(format_time(utc_now())))
+        try:
+            # Straight to the session's adapter: the session stays the connection pool,
+            # without its per-request settings merging. Redirects are never followed.
+            response = self._adapter.send(
+                request,
+                timeout=self._timeout,
+                verify=self._verify,
+                proxies=self._proxies,
+            )
+            content = response.content
+        except _Abandoned:
+            return self._failure(
+                message, "given up at shutdown while waiting to retry", None, "", control.retries
+            )
+        except requests.RequestException as exc:
+            reason = f"network error: {type(exc).__name__}: {exc}"
+            return self._failure(message, reason, None, "", control.retries)
+        status = response.status_code
+        if 200 <= status < 300:
+            return Attempt(control.retries)
+        excerpt = content[:_BODY_EXCERPT].decode("utf-8", "replace")
+        if status in RETRYABLE_STATUSES:
+            reason = f"HTTP {status} after {control.retries} retries"
+        elif 300 <= status < 400:
+            reason = f"HTTP {status}: redirects are not followed"
+        else:
+            reason = f"HTTP {status}: not retried"
+        return self._failure(message, reason, status, excerpt, control.retries)
+
+    def _failure(
+        self, message: Message, reason: str, status: int | None, body: str, retries: int
+    ) -> Attempt:
+        error = DeliveryError(
+            self._scrub(reason),
+            status=status,
+            body=self._scrub(body),
+            retried=retries > 0,
+            message_id=message.message_id,
+        )
+        return Attempt(retries, error)
+
+    def _scrub(self, text: str) -> str:
+        # A server or proxy may echo request headers back; the key must not travel on.
+        return text.replace(self._key, mask(self._key)) if self._key in text else text
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()

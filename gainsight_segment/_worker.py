@@ -1,0 +1,283 @@
+"""Background delivery: a bounded queue, sender threads, deadlines and fork handling."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import queue
+import threading
+import time
+import weakref
+from typing import Callable, Union
+
+from ._config import Settings
+from ._errors import ClientClosedError, DeliveryError
+from ._message import Message
+from ._receipt import Outcome, Receipt
+from ._report import Reporter, Stats, logger
+from ._transport import Transport
+
+_STOP = object()
+# Idle senders wake this often to notice a stop they were not told about (every wait
+# has a deadline).
+_IDLE_WAKE = 5.0
+_JOIN_GRACE = 0.2
+
+_Item = Union[Message, object]
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + max(0.0, timeout)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _warn_if_uwsgi_without_threads() -> None:
+    try:
+        import uwsgi
+    except ImportError:
+        return
+    opt = getattr(uwsgi, "opt", {})
+    if not opt.get("enable-threads") and not opt.get("threads"):
+        logger.warning(
+            "uWSGI is running without threads: background delivery cannot work. "
+            "Start uWSGI with --enable-threads, or create the client with sync_mode=True."
+        )
+
+
+class ThreadedEngine:
+    """Queues messages and delivers them from a pool of sender threads.
+
+    Sender threads start on the first message, are daemons, and are re-created in a
+    forked child, where the queue starts empty: what the parent queued stays the parent's.
+
+    Args:
+        settings: The client's settings.
+        reporter: Where outcomes are counted and reported.
+        make_transport: Builds the HTTP transport (again after a fork).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        reporter: Reporter,
+        make_transport: Callable[[Settings, threading.Event], Transport],
+    ) -> None:
+        self._settings = settings
+        self._reporter = reporter
+        self._make_transport = make_transport
+        self._closed = False
+        self._fresh_state()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, ref))
+        self._exit_hook = functools.partial(_flush_at_exit, ref)
+        if settings.exit_timeout > 0:
+            atexit.register(self._exit_hook)
+
+    def _fresh_state(self) -> None:
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._interrupt = threading.Event()
+        self._transport = self._make_transport(self._settings, self._interrupt)
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._blocked = 0
+        self._threads: list[threading.Thread] = []
+        self._in_flight: dict[int, Message] = {}
+
+    def _after_fork(self) -> None:
+        # Everything shared with the parent (queue, locks, pooled sockets, threads) is
+        # replaced; the counters start again at zero for the child's own messages.
+        self._reporter.reset()
+        self._fresh_state()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._threads or self._closed:
+                return
+            _warn_if_uwsgi_without_threads()
+            for index in range(self._settings.workers):
+                thread = threading.Thread(
+                    target=self._run,
+                    args=(self._queue,),
+                    name=f"gainsight-segment-sender-{index}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def submit(self, message: Message) -> Receipt:
+        """Queue a message; when the queue is full, apply ``on_queue_full``.
+
+        Raises:
+            ClientClosedError: When the client was shut down.
+        """
+        if self._closed:
+            raise ClientClosedError("the client was shut down; create a new Client")
+        if not self._threads:
+            self._start()
+        reporter = self._reporter
+        with reporter.lock:
+            reporter.queued += 1
+        if self._queue.qsize() >= self._settings.max_queue_size and not self._wait_for_space():
+            error = DeliveryError(
+                f"queue full ({self._settings.max_queue_size} messages): message dropped",
+                message_id=message.message_id,
+            )
+            reporter.dropped_one(message, error)
+            return Receipt(message.message_id, Outcome.DROPPED, error)
+        self._queue.put(message)
+        return Receipt(message.message_id, Outcome.QUEUED)
+
+    def _wait_for_space(self) -> bool:
+        settings = self._settings
+        if settings.on_queue_full != "block":
+            return False
+        deadline = _deadline(settings.block_timeout)
+        with self._space:
+            self._blocked += 1
+            try:
+                while self._queue.qsize() >= settings.max_queue_size:
+                    remaining = _remaining(deadline)
+                    if not remaining:
+                        return False
+                    self._space.wait(remaining)
+                return True
+            finally:
+                self._blocked -= 1
+
+    def _run(self, work: queue.SimpleQueue[_Item]) -> None:
+        while True:
+            try:
+                item = work.get(timeout=_IDLE_WAKE)
+            except queue.Empty:
+                if work is not self._queue:
+                    return
+                continue
+            if item is _STOP:
+                return
+            assert isinstance(item, Message)
+            if self._blocked:
+                with self._space:
+                    self._space.notify()
+            try:
+                self._deliver(item)
+            except Exception:  # pragma: no cover - a last guard: senders never die
+                logger.exception("unexpected error while delivering a message")
+
+    def _deliver(self, message: Message) -> None:
+        reporter = self._reporter
+        if self._interrupt.is_set():
+            reporter.dropped_one(
+                message,
+                DeliveryError(
+                    "given up at shutdown before it was sent", message_id=message.message_id
+                ),
+            )
+            return
+        key = id(message)
+        with self._lock:
+            self._in_flight[key] = message
+        attempt = self._transport.send(message)
+        with self._lock:
+            ours = self._in_flight.pop(key, None) is not None
+        if not ours:
+            # The shutdown deadline passed while this request was in flight and it was
+            # reported then; report nothing twice.
+            logger.debug("message %s settled after shutdown gave it up", message.message_id)
+        elif attempt.error is None:
+            reporter.delivered_one(message, attempt.retries)
+        else:
+            reporter.failed_one(message, attempt.error, attempt.retries)
+
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until every message queued so far is delivered or given up.
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits as long as delivery takes.
+
+        Returns:
+            ``True`` if everything settled in time. Whatever is left stays queued.
+        """
+        if threading.current_thread() in self._threads:
+            # Called from a callback on a sender thread: waiting would wait for itself.
+            logger.warning("flush() called from a sender thread: not waiting")
+            return False
+        with self._reporter.lock:
+            target = self._reporter.queued
+        return self._reporter.wait_settled(target, _deadline(timeout))
+
+    def shutdown(self, timeout: float | None) -> bool:
+        """Flush within the deadline, then stop; report whatever is left as not delivered.
+
+        Args:
+            timeout: Seconds for the whole shutdown; ``None`` waits for delivery to end.
+
+        Returns:
+            ``True`` if every message was delivered or given up before the deadline.
+        """
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+        atexit.unregister(self._exit_hook)
+        deadline = _deadline(timeout)
+        settled = self.flush(timeout)
+        # From here on, retry waits end at once and nothing new is sent.
+        self._interrupt.set()
+        self._drop_queued()
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(_remaining(deadline) if deadline is not None else None)
+        self._give_up_in_flight()
+        self._transport.close()
+        return settled
+
+    def _drop_queued(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Message):
+                self._reporter.dropped_one(
+                    item,
+                    DeliveryError(
+                        "shutdown deadline passed while it was queued",
+                        message_id=item.message_id,
+                    ),
+                )
+
+    def _give_up_in_flight(self) -> None:
+        with self._lock:
+            stuck = list(self._in_flight.values())
+            self._in_flight.clear()
+        for message in stuck:
+            self._reporter.failed_one(
+                message,
+                DeliveryError(
+                    "shutdown deadline passed while its request was in flight",
+                    message_id=message.message_id,
+                ),
+                0,
+            )
+
+    def stats(self) -> Stats:
+        """The counters, with the current queue length and requests in flight."""
+        return self._reporter.snapshot(pending=self._queue.qsize(), in_flight=len(self._in_flight))
+
+
+def _after_fork_in_child(ref: weakref.ReferenceType[ThreadedEngine]) -> None:
+    engine = ref()
+    if engine is not None:
+        engine._after_fork()
+
+
+def _flush_at_exit(ref: weakref.ReferenceType[ThreadedEngine]) -> None:
+    engine = ref()
+    if engine is not None:
+        engine.shutdown(engine._settings.exit_timeout)
