@@ -17,8 +17,7 @@ logger = logging.getLogger("gainsight_segment")
 ErrorCallback = Callable[[DeliveryError, "dict[str, Any]"], object]
 SuccessCallback = Callable[["dict[str, Any]"], object]
 
-# Failures that repeat for every message (queue full, endpoint down) are logged at most
-# once per interval, with the number that were not logged.
+# Undelivered messages are logged at most once per interval, with how many were not.
 _LOG_INTERVAL = 10.0
 
 
@@ -121,43 +120,49 @@ class Reporter:
 
     def delivered_one(self, message: Message, retries: int) -> None:
         """Report a delivered message."""
+        # Callbacks run before the message counts as settled, so that once flush()
+        # returns, every callback for what it waited on has run.
+        if self.on_success is not None:
+            self._call(self.on_success, message.payload())
         with self.lock:
             self.delivered += 1
             self.retried += retries
             self.settled.notify_all()
-        if self.on_success is not None:
-            self._call(self.on_success, message.payload())
 
     def failed_one(self, message: Message, error: DeliveryError, retries: int) -> None:
         """Report a message given up after it was sent."""
+        self._warn("not delivered", message, error)
+        self._error(message, error)
         with self.lock:
             self.failed += 1
             self.retried += retries
             self.settled.notify_all()
-        if logger.isEnabledFor(logging.WARNING):
-            logger.warning("message %s not delivered: %s", message.message_id, error)
-        self._error(message, error)
 
     def dropped_one(self, message: Message, error: DeliveryError) -> None:
         """Report a message never sent (queue full, shutdown deadline)."""
+        self._warn("dropped", message, error)
+        self._error(message, error)
         with self.lock:
             self.dropped += 1
             self.settled.notify_all()
+
+    def _warn(self, what: str, message: Message, error: DeliveryError) -> None:
+        # An outage or a full queue fails every message alike: one warning per interval
+        # says so without flooding the log.
+        with self.lock:
             now = time.monotonic()
-            log = now >= self._quiet_until
-            if log:
-                self._quiet_until = now + _LOG_INTERVAL
-                unlogged, self._unlogged = self._unlogged, 0
-            else:
+            if now < self._quiet_until:
                 self._unlogged += 1
-        if log:
-            logger.warning(
-                "message %s dropped: %s (%d more dropped since the last such warning)",
-                message.message_id,
-                error,
-                unlogged,
-            )
-        self._error(message, error)
+                return
+            self._quiet_until = now + _LOG_INTERVAL
+            unlogged, self._unlogged = self._unlogged, 0
+        logger.warning(
+            "message %s %s: %s (%d more not delivered since the last such warning)",
+            message.message_id,
+            what,
+            error,
+            unlogged,
+        )
 
     def _error(self, message: Message, error: DeliveryError) -> None:
         if self.on_error is not None:

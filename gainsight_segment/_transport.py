@@ -49,6 +49,13 @@ class _Retry(Retry):
         retry.control = self.control
         return retry
 
+    def increment(self, *args: Any, **kwargs: Any) -> _Retry:
+        # Raises MaxRetryError when exhausted; getting past it means one more retry.
+        retry = super().increment(*args, **kwargs)
+        assert self.control is not None
+        self.control.retries += 1
+        return retry
+
     def parse_retry_after(self, retry_after: str) -> float:
         try:
             return max(0.0, float(retry_after))
@@ -64,10 +71,8 @@ class _Retry(Retry):
                 delay = None
         if delay is None:
             delay = self.get_backoff_time()
-        control = self.control
-        assert control is not None
-        control.retries += 1
-        if control.interrupt.wait(min(delay, self.backoff_max)):
+        assert self.control is not None
+        if self.control.interrupt.wait(min(delay, self.backoff_max)):
             raise _Abandoned
 
 

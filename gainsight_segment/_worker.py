@@ -153,7 +153,9 @@ class ThreadedEngine:
             try:
                 item = work.get(timeout=_IDLE_WAKE)
             except queue.Empty:
-                if work is not self._queue:
+                # After a shutdown (or in a forked child, for the parent's queue) there is
+                # nothing more to wait for.
+                if self._interrupt.is_set() or work is not self._queue:
                     return
                 continue
             if item is _STOP:
@@ -234,6 +236,8 @@ class ThreadedEngine:
             if thread is not threading.current_thread():
                 thread.join(_remaining(deadline) if deadline is not None else None)
         self._give_up_in_flight()
+        # Senders stuck in a request did not take their stop marker; clear them away.
+        self._drop_queued()
         self._transport.close()
         return settled
 
