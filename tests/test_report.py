@@ -1,0 +1,87 @@
+"""Outcome reporting: counters, waiting for settled messages, callbacks and the log."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import gainsight_segment as gs
+from gainsight_segment._message import MessageBuilder
+from gainsight_segment._report import Reporter
+
+MESSAGE = MessageBuilder().track("u", "Clicked", {"n": 1})
+
+
+def error() -> gs.DeliveryError:
+    return gs.DeliveryError("HTTP 400: not retried", status=400, message_id=MESSAGE.message_id)
+
+
+def test_counters_add_up_by_outcome() -> None:
+    reporter = Reporter()
+    reporter.queued = 4
+    reporter.delivered_one(MESSAGE, retries=2)
+    reporter.failed_one(MESSAGE, error(), retries=1)
+    reporter.dropped_one(MESSAGE, error())
+    reporter.count_filtered()
+    assert reporter.snapshot(pending=1, in_flight=0) == gs.Stats(
+        queued=4, delivered=1, failed=1, dropped=1, filtered=1, retried=3, pending=1
+    )
+
+
+def test_reset_zeroes_the_counters() -> None:
+    reporter = Reporter()
+    reporter.delivered_one(MESSAGE, retries=0)
+    reporter.reset()
+    assert reporter.snapshot(pending=0, in_flight=0) == gs.Stats()
+
+
+def test_callbacks_receive_the_decoded_message() -> None:
+    seen: list[Any] = []
+    reporter = Reporter(on_error=lambda e, m: seen.append((e.status, m)), on_success=seen.append)
+    reporter.delivered_one(MESSAGE, retries=0)
+    reporter.failed_one(MESSAGE, error(), retries=0)
+    assert seen == [MESSAGE.payload(), (400, MESSAGE.payload())]
+
+
+def test_a_raising_callback_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    def explode(*args: Any) -> None:
+        raise RuntimeError("bug in callback")
+
+    reporter = Reporter(on_error=explode, on_success=explode)
+    with caplog.at_level(logging.ERROR, logger="gainsight_segment"):
+        reporter.delivered_one(MESSAGE, retries=0)
+        reporter.dropped_one(MESSAGE, error())
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [RuntimeError] * 2
+
+
+def test_wait_settled_returns_false_at_the_deadline() -> None:
+    reporter = Reporter()
+    assert reporter.wait_settled(1, deadline=time.monotonic() + 0.05) is False
+
+
+def test_wait_settled_wakes_when_the_target_is_reached() -> None:
+    reporter = Reporter()
+    settle = threading.Thread(target=reporter.delivered_one, args=(MESSAGE, 0))
+    settle.start()
+    assert reporter.wait_settled(1, deadline=time.monotonic() + 10)
+    settle.join()
+
+
+def test_warnings_are_throttled_and_say_how_many_were_skipped(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    reporter = Reporter()
+    with caplog.at_level(logging.WARNING, logger="gainsight_segment"):
+        for _ in range(5):
+            reporter.failed_one(MESSAGE, error(), retries=0)
+        clock[0] += 11
+        reporter.dropped_one(MESSAGE, error())
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "(4 more not delivered" in messages[1]
