@@ -6,6 +6,7 @@ import atexit
 import functools
 import os
 import queue
+import sys
 import threading
 import time
 import weakref
@@ -92,6 +93,12 @@ class ThreadedEngine:
         # replaced; the counters start again at zero for the child's own messages.
         self._reporter.reset()
         self._fresh_state()
+        # A multiprocessing child ends with os._exit(), which skips atexit: flush from
+        # multiprocessing's own exit hook instead. Its registry of exit hooks is cleared
+        # after the fork, so the hook is registered from its after-fork callbacks.
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None and self._settings.exit_timeout > 0:
+            mp_util.register_after_fork(self, _register_multiprocessing_exit)
 
     def _start(self) -> None:
         with self._lock:
@@ -279,6 +286,14 @@ def _after_fork_in_child(ref: weakref.ReferenceType[ThreadedEngine]) -> None:
     engine = ref()
     if engine is not None:
         engine._after_fork()
+
+
+def _register_multiprocessing_exit(engine: ThreadedEngine) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(
+        engine, _flush_at_exit, args=(weakref.ref(engine),), exitpriority=10
+    )
 
 
 def _flush_at_exit(ref: weakref.ReferenceType[ThreadedEngine]) -> None:

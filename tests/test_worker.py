@@ -326,3 +326,30 @@ def test_interpreter_exit_flushes_what_is_queued(collector: LocalCollector) -> N
     result = run_script(EXIT_SCRIPT, ACCESS_KEY, collector.endpoint)
     assert result.returncode == 0, result.stderr
     assert len(collector.messages) == 20
+
+
+MULTIPROCESSING_SCRIPT = """
+    import multiprocessing, sys
+    import gainsight_segment as gs
+
+    client = gs.Client(sys.argv[1], endpoint=sys.argv[2])
+
+    def work(n):
+        for i in range(10):
+            client.track("child", "In Worker", {"n": n, "i": i})
+
+    if __name__ == "__main__":
+        context = multiprocessing.get_context("fork")
+        workers = [context.Process(target=work, args=(n,)) for n in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert [w.exitcode for w in workers] == [0, 0, 0]
+"""
+
+
+def test_multiprocessing_children_flush_when_they_exit(collector: LocalCollector) -> None:
+    result = run_script(MULTIPROCESSING_SCRIPT, ACCESS_KEY, collector.endpoint)
+    assert result.returncode == 0, result.stderr
+    assert len(collector.messages) == 30
