@@ -152,7 +152,8 @@ def normalize_endpoint(value: object) -> str:
         )
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError("endpoint: must not contain credentials")
-    if parts.query or parts.fragment:
+    # An empty "?" or "#" parses as no query, yet would swallow the event path appended later.
+    if parts.query or parts.fragment or "?" in url or "#" in url:
         raise ConfigurationError("endpoint: must not have a query or fragment")
     return url
 
@@ -226,7 +227,8 @@ class Settings:
     """Every setting of a :class:`Client`, validated once when the client is created.
 
     Attributes:
-        access_key: The Gainsight access key (masked in ``repr()``).
+        access_key: The Gainsight access key (masked in ``repr()``); read from
+            ``GAINSIGHT_ACCESS_KEY`` when not given.
         track_whitelist: The track events that are sent; empty sends every track.
         endpoint: Base URL of the Gainsight event endpoint, without trailing slash.
         timeout: Seconds to wait for a connection and for a response, per attempt.
@@ -246,7 +248,7 @@ class Settings:
         proxies: Explicit proxies by scheme; environment proxies are not read.
     """
 
-    access_key: AccessKey = attrs.field(converter=_parse_access_key)
+    access_key: AccessKey = attrs.field(default=None, converter=_parse_access_key)
     track_whitelist: TrackWhitelist = attrs.field(default=None, converter=_parse_whitelist)
     endpoint: str = attrs.field(default=DEFAULT_ENDPOINT, converter=normalize_endpoint)
     timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_check_positive)

@@ -72,7 +72,12 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{value} is not valid JSON")
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value != value.to_integral_value():
+            return float(value)
+        # int() of a Decimal like 1E+1000000 takes minutes; no such number fits a message.
+        if value.adjusted() >= MAX_MESSAGE_BYTES:
+            raise ValueError(f"Decimal with {value.adjusted() + 1} digits is too large")
+        return int(value)
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, Enum):
@@ -90,7 +95,8 @@ _ENCODER = json.JSONEncoder(
 
 
 def _child_path(path: str, key: object) -> str:
-    text = key if isinstance(key, str) else repr(key)
+    # A key that is not valid Unicode is escaped so the error text itself can be printed.
+    text = key if isinstance(key, str) and _scalar_problem(key) is None else repr(key)
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{path}.{text}" if path else text
@@ -104,6 +110,11 @@ def _scalar_problem(value: object) -> str | None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return "contains a lone surrogate, which is not valid Unicode"
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            int.__repr__(value)
+        except ValueError:  # over sys.get_int_max_str_digits()
+            return "integer has too many digits to serialize"
     return None
 
 
@@ -118,6 +129,11 @@ def _find_problem(payload: Mapping[str, Any]) -> str:
 
     Iterative, so that very deep nesting cannot exhaust the caller's stack.
     """
+    return _first_problem(payload) or "message: cannot be serialized as JSON"
+
+
+def _first_problem(payload: Mapping[str, Any]) -> str | None:
+    """Return where and why the payload is not JSON, or ``None`` when it is."""
     stack: list[tuple[str, Any, int]] = [("", payload, 0)]
     on_path: set[int] = set()
     exits: list[tuple[int, int]] = []
@@ -153,7 +169,7 @@ def _find_problem(payload: Mapping[str, Any]) -> str:
         else:
             children = [(f"{path}[{i}]", child, depth + 1) for i, child in enumerate(value)]
         stack.extend(reversed(children))
-    return "message: cannot be serialized as JSON"
+    return None
 
 
 def serialize(payload: Mapping[str, Any]) -> bytes:
@@ -170,9 +186,18 @@ def serialize(payload: Mapping[str, Any]) -> bytes:
             (unknown type, NaN or Infinity, lone surrogate, bad key, cycle, too deep).
     """
     try:
-        return _ENCODER.encode(payload).encode("utf-8")
+        text = _ENCODER.encode(payload)
+        body = text.encode("utf-8")
     except (TypeError, ValueError, OverflowError, RecursionError):
         raise InvalidMessageError(_find_problem(payload)) from None
+    # The encoder writes a None key as "null" instead of failing. Every such key shows as
+    # '"null":' in the text, so one substring search keeps the walk off the common path;
+    # a real "null" key or an escaped '\"null\":' in a string only costs that walk.
+    if '"null":' in text:
+        problem = _first_problem(payload)
+        if problem:
+            raise InvalidMessageError(problem)
+    return body
 
 
 def _id(field: str, value: object) -> str | None:
@@ -188,7 +213,10 @@ def _id(field: str, value: object) -> str | None:
         )
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidMessageError(f"{field}: must be a finite number")
-    return str(value)
+    try:
+        return str(value)
+    except ValueError:  # an int over sys.get_int_max_str_digits()
+        raise InvalidMessageError(f"{field}: integer has too many digits") from None
 
 
 def _mapping(field: str, value: object) -> dict[str, Any]:
@@ -284,7 +312,8 @@ class MessageBuilder:
             when = _checked_time(timestamp)
         else:
             raise InvalidMessageError(
-                f"timestamp: must be a datetime, got {type(timestamp).__name__}"
+                # The parameter ``type`` shadows the builtin here.
+                f"timestamp: must be a datetime, got {timestamp.__class__.__name__}"
             )
         payload: dict[str, Any] = {"type": type}
         if uid is not None:
