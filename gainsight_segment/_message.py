@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 from uuid import UUID
 
 import attrs
@@ -21,9 +22,12 @@ from ._errors import InvalidMessageError
 from ._version import __version__
 
 LIBRARY = {"name": "gainsight-segment", "version": __version__}
+# Shared by every message without a caller context; only ever read.
+_LIBRARY_CONTEXT = {"library": LIBRARY}
 MAX_MESSAGE_BYTES = 32 * 1024
 # The sentAt field is spliced in at send time; the size limit reserves its room.
 _SENT_AT_TEMPLATE = ',"sentAt":"2000-01-01T00:00:00.000Z"'
+_MAX_BODY_BEFORE_SENT_AT = MAX_MESSAGE_BYTES - len(_SENT_AT_TEMPLATE)
 _MAX_DEPTH = 200
 
 Id = Union[str, int, float, UUID]
@@ -55,6 +59,31 @@ def format_time(value: date) -> str:
 def utc_now() -> datetime:
     """Return the current time, timezone-aware in UTC (the default clock)."""
     return datetime.now(timezone.utc)
+
+
+class TimeText:
+    """The system time formatted as by :func:`format_time`, cheaply.
+
+    Calls within the same millisecond reuse the text: formatting costs more than the rest of
+    a small message's timestamp handling together.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = (-1, "")
+
+    def __call__(self) -> str:
+        """Return the current UTC time, e.g. ``2014-05-05T08:00:00.000Z``."""
+        ms = int(time.time() * 1000)
+        last = self._last
+        if last[0] == ms:
+            return last[1]
+        seconds, millis = divmod(ms, 1000)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+        # One tuple, swapped whole, so a concurrent reader never pairs a time with another's text.
+        self._last = (ms, text)
+        return text
 
 
 def new_message_id() -> str:
@@ -89,9 +118,34 @@ def _to_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_to_json
-)
+def _make_encode() -> Callable[[Any], str]:
+    """Return the fastest compact, strict JSON encoding function this Python has.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call; building it once saves
+    most of the cost for a small message. No circular-reference bookkeeping: a cycle ends
+    in ``RecursionError``, and the slow path then says where it is.
+    """
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is not None:
+        try:
+            encoder = c_make_encoder(
+                None, _to_json, json.encoder.encode_basestring, None, ":", ",", False, False, False
+            )
+        except TypeError:  # pragma: no cover - a C encoder with another signature
+            pass
+        else:
+            return lambda value: "".join(encoder(value, 0))
+    fallback = json.JSONEncoder(  # pragma: no cover - Pythons without the C encoder
+        ensure_ascii=False,
+        allow_nan=False,
+        check_circular=False,
+        separators=(",", ":"),
+        default=_to_json,
+    )
+    return fallback.encode  # pragma: no cover
+
+
+_encode = _make_encode()
 
 
 def _child_path(path: str, key: object) -> str:
@@ -186,7 +240,7 @@ def serialize(payload: Mapping[str, Any]) -> bytes:
             (unknown type, NaN or Infinity, lone surrogate, bad key, cycle, too deep).
     """
     try:
-        text = _ENCODER.encode(payload)
+        text = _encode(payload)
         body = text.encode("utf-8")
     except (TypeError, ValueError, OverflowError, RecursionError):
         raise InvalidMessageError(_find_problem(payload)) from None
@@ -200,9 +254,9 @@ def serialize(payload: Mapping[str, Any]) -> bytes:
     return body
 
 
-def _id(field: str, value: object) -> str | None:
-    if value is None:
-        return None
+def _id(field: str, value: object) -> str:
+    if value.__class__ is str and value and not value[0].isspace():  # the common case
+        return value
     if isinstance(value, str):
         if not value.strip():
             raise InvalidMessageError(f"{field}: must not be empty")
@@ -227,9 +281,11 @@ def _mapping(field: str, value: object) -> dict[str, Any]:
     return value if type(value) is dict else dict(value)
 
 
-@attrs.frozen(slots=True)
-class Message:
+class Message(NamedTuple):
     """One validated, serialized message, ready to send.
+
+    A named tuple rather than an attrs class: one is made for every call, on the caller's
+    thread, so it must be cheap.
 
     Attributes:
         type: ``"identify"``, ``"track"`` or ``"group"``.
@@ -262,12 +318,14 @@ class MessageBuilder:
     """Builds messages; the clock and the id generator are injectable for tests.
 
     Attributes:
-        clock: Returns the time used for ``timestamp`` when the caller gives none.
+        clock: Returns the time used for ``timestamp`` when the caller gives none;
+            ``None`` (the default) reads the system clock.
         new_id: Returns a fresh ``messageId`` when the caller gives none.
     """
 
-    clock: Callable[[], datetime] = utc_now
+    clock: Callable[[], datetime] | None = None
     new_id: Callable[[], str] = new_message_id
+    _now: TimeText = attrs.field(factory=TimeText, init=False, eq=False, repr=False)
 
     def build(
         self,
@@ -300,62 +358,116 @@ class MessageBuilder:
         Raises:
             InvalidMessageError: Naming the field that is wrong.
         """
-        uid = _id("userId", user_id)
-        aid = _id("anonymousId", anonymous_id)
-        if uid is None and aid is None:
+        payload: dict[str, Any] = {"type": type}
+        if user_id is not None:
+            payload["userId"] = _id("userId", user_id)
+        if anonymous_id is not None:
+            payload["anonymousId"] = _id("anonymousId", anonymous_id)
+        elif user_id is None:
             raise InvalidMessageError("userId: a userId or an anonymousId is required")
+        payload.update(fields)
+        payload["context"] = (
+            _LIBRARY_CONTEXT
+            if context is None
+            else {**_mapping("context", context), "library": LIBRARY}
+        )
+        payload["integrations"] = (
+            {} if integrations is None else _mapping("integrations", integrations)
+        )
         mid = self.new_id() if message_id is None else _id("messageId", message_id)
-        assert mid is not None
+        payload["messageId"] = mid
         if timestamp is None:
-            when = format_time(self.clock())
+            payload["timestamp"] = self._now() if self.clock is None else format_time(self.clock())
         elif isinstance(timestamp, date):
-            when = _checked_time(timestamp)
+            payload["timestamp"] = _checked_time(timestamp)
         else:
             raise InvalidMessageError(
                 # The parameter ``type`` shadows the builtin here.
                 f"timestamp: must be a datetime, got {timestamp.__class__.__name__}"
             )
-        payload: dict[str, Any] = {"type": type}
-        if uid is not None:
-            payload["userId"] = uid
-        if aid is not None:
-            payload["anonymousId"] = aid
-        payload.update(fields)
-        payload["context"] = {**_mapping("context", context), "library": LIBRARY}
-        payload["integrations"] = _mapping("integrations", integrations)
-        payload["messageId"] = mid
-        payload["timestamp"] = when
         payload["channel"] = "server"
         body = serialize(payload)
-        if len(body) + len(_SENT_AT_TEMPLATE) > MAX_MESSAGE_BYTES:
+        if len(body) > _MAX_BODY_BEFORE_SENT_AT:
             raise InvalidMessageError(
                 f"message: {len(body) + len(_SENT_AT_TEMPLATE)} bytes serialized, "
                 f"over the {MAX_MESSAGE_BYTES}-byte limit"
             )
         return Message(type, mid, body, fields.get("event"))
 
-    def identify(self, user_id: Id | None, traits: Properties = None, **options: Any) -> Message:
-        """Build an identify message; ``options`` as for :meth:`build`."""
-        return self.build("identify", user_id, {"traits": _mapping("traits", traits)}, **options)
+    def identify(
+        self,
+        user_id: Id | None,
+        traits: Properties = None,
+        *,
+        anonymous_id: Id | None = None,
+        context: Properties = None,
+        timestamp: Timestamp = None,
+        message_id: Id | None = None,
+        integrations: Properties = None,
+    ) -> Message:
+        """Build an identify message; the options as for :meth:`build`."""
+        return self.build(
+            "identify",
+            user_id,
+            {"traits": _mapping("traits", traits)},
+            anonymous_id=anonymous_id,
+            context=context,
+            timestamp=timestamp,
+            message_id=message_id,
+            integrations=integrations,
+        )
 
     def track(
-        self, user_id: Id | None, event: str, properties: Properties = None, **options: Any
+        self,
+        user_id: Id | None,
+        event: str,
+        properties: Properties = None,
+        *,
+        anonymous_id: Id | None = None,
+        context: Properties = None,
+        timestamp: Timestamp = None,
+        message_id: Id | None = None,
+        integrations: Properties = None,
     ) -> Message:
-        """Build a track message; ``options`` as for :meth:`build`."""
-        if not isinstance(event, str) or not event.strip():
+        """Build a track message; the options as for :meth:`build`."""
+        if not isinstance(event, str) or not event or event.isspace():
             raise InvalidMessageError("event: must be a non-empty string")
-        fields = {"event": event, "properties": _mapping("properties", properties)}
-        return self.build("track", user_id, fields, **options)
+        return self.build(
+            "track",
+            user_id,
+            {"event": event, "properties": _mapping("properties", properties)},
+            anonymous_id=anonymous_id,
+            context=context,
+            timestamp=timestamp,
+            message_id=message_id,
+            integrations=integrations,
+        )
 
     def group(
-        self, user_id: Id | None, group_id: Id, traits: Properties = None, **options: Any
+        self,
+        user_id: Id | None,
+        group_id: Id,
+        traits: Properties = None,
+        *,
+        anonymous_id: Id | None = None,
+        context: Properties = None,
+        timestamp: Timestamp = None,
+        message_id: Id | None = None,
+        integrations: Properties = None,
     ) -> Message:
-        """Build a group message; ``options`` as for :meth:`build`."""
-        gid = _id("groupId", group_id)
-        if gid is None:
+        """Build a group message; the options as for :meth:`build`."""
+        if group_id is None:
             raise InvalidMessageError("groupId: is required")
-        fields = {"groupId": gid, "traits": _mapping("traits", traits)}
-        return self.build("group", user_id, fields, **options)
+        return self.build(
+            "group",
+            user_id,
+            {"groupId": _id("groupId", group_id), "traits": _mapping("traits", traits)},
+            anonymous_id=anonymous_id,
+            context=context,
+            timestamp=timestamp,
+            message_id=message_id,
+            integrations=integrations,
+        )
 
 
 def _checked_time(value: date) -> str:

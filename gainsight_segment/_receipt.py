@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import enum
-
-import attrs
+from typing import NamedTuple
 
 from ._errors import DeliveryError
 
@@ -26,9 +25,10 @@ class Outcome(str, enum.Enum):
     """Built and validated but not sent (``send=False``)."""
 
 
-@attrs.frozen
-class Receipt:
+class Receipt(NamedTuple):
     """The result of an ``identify``, ``track`` or ``group`` call.
+
+    A named tuple, cheap to make on every call.
 
     Attributes:
         message_id: The message's ``messageId``.

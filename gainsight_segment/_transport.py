@@ -14,7 +14,7 @@ from urllib3.util.retry import Retry
 
 from ._config import Settings, mask
 from ._errors import DeliveryError
-from ._message import Message, format_time, utc_now
+from ._message import Message, TimeText
 from ._version import __version__
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -109,6 +109,7 @@ class Transport:
         self._verify = settings.verify
         self._proxies = dict(settings.proxies)
         self._control = _RetryControl(interrupt)
+        self._now = TimeText()
         retry = _Retry(
             total=settings.max_retries,
             connect=settings.max_retries,
@@ -166,7 +167,7 @@ class Transport:
         """
         control = self._control
         control.retries = 0
-        request = self._request(message.body_sent_at(format_time(utc_now())))
+        request = self._request(message.body_sent_at(self._now()))
         try:
             # Straight to the session's adapter: the session stays the connection pool,
             # without its per-request settings merging. Redirects are never followed.
