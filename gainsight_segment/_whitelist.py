@@ -17,6 +17,7 @@ WhitelistSpec = Union[Iterable[Any], Mapping[str, Any], None]
 # ("HTTPRequest" -> "HTTP Request").
 _CAMEL_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[\s_\-.]+")
+_SEEN_LIMIT = 4096
 
 
 def normalize_event_name(name: str) -> str:
@@ -64,6 +65,8 @@ class TrackWhitelist:
     """
 
     names: frozenset[str] = frozenset()
+    # Normalizing costs two regular expressions; remember the answer per event name.
+    _seen: dict[str, bool] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     @classmethod
     def from_spec(cls, spec: WhitelistSpec) -> TrackWhitelist:
@@ -114,4 +117,13 @@ class TrackWhitelist:
         Returns:
             ``True`` when the whitelist is empty or holds the event's normalized name.
         """
-        return not self.names or normalize_event_name(event) in self.names
+        if not self.names:
+            return True
+        allowed = self._seen.get(event)
+        if allowed is None:
+            allowed = normalize_event_name(event) in self.names
+            # Apps use a handful of event names; the bound only guards against one that
+            # puts ids in its event names.
+            if len(self._seen) < _SEEN_LIMIT:
+                self._seen[event] = allowed
+        return allowed

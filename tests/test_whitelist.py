@@ -241,3 +241,13 @@ def test_whitelisted_name_matches_itself_respelled(data: st.DataObject, words: l
     name = " ".join(word.capitalize() for word in words)
     event = data.draw(spellings(words))
     assert TrackWhitelist.from_spec([name]).allows(event)
+
+
+def test_answers_stay_right_past_the_remembered_names() -> None:
+    whitelist = TrackWhitelist.from_spec(["Order Completed"])
+    names = [f"Event {n}" for n in range(5000)] + ["order_completed", "Order Complete"]
+    first = [whitelist.allows(name) for name in names]
+    again = [whitelist.allows(name) for name in names]
+    assert first == again
+    assert first[-2:] == [True, False]
+    assert not any(first[:-2])
