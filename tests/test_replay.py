@@ -1,0 +1,509 @@
+"""gainsight-segment replay: streaming a JSON Lines file of Segment messages to Gainsight."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from gainsight_segment import _replay
+from gainsight_segment._cli import main
+from gainsight_segment._collector import Faults, LocalCollector
+from gainsight_segment._replay import MAX_LINE_BYTES, parse_timestamp
+
+from .conftest import ACCESS_KEY
+
+LINES = 10_000
+WHITELIST = "Account Created"
+SKIPPED_EVERY = 500  # every 500th line is a track the whitelist skips
+FAILURES = 3  # the collector answers the first requests with 400, which is never retried
+# Lines that are not valid messages, with the start of their reason.
+BAD_LINES = {
+    17: ("{not json", "not valid JSON"),
+    200: (json.dumps({"type": "page", "userId": "1", "name": "Home"}), "type: 'page'"),
+    3001: (
+        json.dumps({"type": "track", "userId": "1", "event": WHITELIST, "timestamp": "then"}),
+        "timestamp: not an ISO-8601 date-time",
+    ),
+    5002: (json.dumps({"type": "identify", "traits": {}}), "userId: a userId or an anonymousId"),
+    7003: ('{"type": "track", "userId": "1", "event": "x", "properties": {"p": NaN}}', "not valid"),
+    9998: ("[1, 2]", "not a JSON object"),
+}
+
+
+def segment_message(number: int) -> dict[str, Any]:
+    """The Segment message of line ``number`` of a generated export."""
+    kind = ("identify", "track", "group")[number % 3]
+    message: dict[str, Any] = {
+        "type": kind,
+        "userId": f"u{number}",
+        "messageId": f"m-{number:05d}",
+        "timestamp": "2021-03-10T17:07:07.339Z",
+        "context": {"ip": "203.0.113.7"},
+        "integrations": {},
+        "receivedAt": "2021-03-10T17:07:08.001Z",
+    }
+    if kind == "identify":
+        message["traits"] = {"accountId": "o283h08fh2390f923uofu23", "n": number}
+    elif kind == "track":
+        message["event"] = "Page Scrolled" if number % SKIPPED_EVERY == 0 else WHITELIST
+        message["properties"] = {"accountId": "o283h08fh2390f923uofu23", "n": number}
+    else:
+        message["groupId"] = "555"
+        message["traits"] = {"name": "Twitter"}
+    return message
+
+
+def export_line(number: int) -> str:
+    if number in BAD_LINES:
+        return BAD_LINES[number][0]
+    return json.dumps(segment_message(number))
+
+
+def write_export(path: Path, lines: int) -> Path:
+    with path.open("w", encoding="utf-8") as file:
+        for number in range(1, lines + 1):
+            file.write(export_line(number) + "\n")
+    return path
+
+
+def good_lines(count: int) -> str:
+    """``count`` valid identify lines."""
+    return "".join(
+        json.dumps({"type": "identify", "userId": f"u{n}", "messageId": f"g-{n}"}) + "\n"
+        for n in range(1, count + 1)
+    )
+
+
+@attrs.frozen
+class Run:
+    status: int
+    out: str
+    err: str
+
+
+def replay(*args: str) -> Run:
+    """Run ``main(["replay", ...])``, capturing its output."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["replay", *args])
+    return Run(status, out.getvalue(), err.getvalue())
+
+
+def summary(run: Run) -> dict[str, int]:
+    """The counters of a replay summary, by name."""
+    counts = {
+        name: int(value.replace(",", ""))
+        for name, value in re.findall(r"^  ([a-z ]+): ([\d,]+)$", run.out, re.M)
+    }
+    read = re.search(r": ([\d,]+) lines read", run.out)
+    assert read, run.out
+    counts["read"] = int(read[1].replace(",", ""))
+    return counts
+
+
+def key_and(endpoint: str) -> list[str]:
+    return ["--access-key", ACCESS_KEY, "--endpoint", endpoint]
+
+
+def read_rejects(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# One replay of a 10,000-line export, shared by the tests that look at its parts -------------
+
+
+@attrs.frozen
+class BigReplay:
+    run: Run
+    export: Path
+    rejects: list[dict[str, Any]]
+    received: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> BigReplay:
+    export = write_export(tmp_path_factory.mktemp("replay") / "export.jsonl", LINES)
+    with LocalCollector(ACCESS_KEY, faults=Faults(statuses=[400] * FAILURES)) as collector:
+        run = replay(
+            str(export),
+            "--access-key",
+            ACCESS_KEY,
+            "--endpoint",
+            collector.endpoint,
+            "--track-whitelist",
+            WHITELIST,
+            "--workers",
+            "8",
+            "--quiet",
+        )
+        received = collector.messages
+    rejects = read_rejects(export.with_name("export.jsonl.rejects.jsonl"))
+    return BigReplay(run, export, rejects, received)
+
+
+SKIPPED = sum(
+    1 for n in range(1, LINES + 1) if n not in BAD_LINES and n % 3 == 1 and n % SKIPPED_EVERY == 0
+)
+
+
+@pytest.mark.parametrize(
+    ("counter", "expected"),
+    [
+        ("read", LINES),
+        ("sent", LINES - len(BAD_LINES) - SKIPPED - FAILURES),
+        ("skipped by whitelist", SKIPPED),
+        ("rejected", len(BAD_LINES)),
+        ("failed", FAILURES),
+    ],
+)
+def test_summary_counts_every_line(big: BigReplay, counter: str, expected: int) -> None:
+    assert summary(big.run)[counter] == expected
+
+
+def test_the_whitelist_skips_some_tracks(big: BigReplay) -> None:
+    assert SKIPPED > 0
+    assert all(m.get("event") != "Page Scrolled" for m in big.received)
+
+
+def test_exit_status_is_1_when_lines_were_rejected_or_failed(big: BigReplay) -> None:
+    assert big.run.status == 1
+
+
+def test_summary_names_the_rejects_file(big: BigReplay) -> None:
+    assert f"rejects written to {big.export}.rejects.jsonl" in big.run.out
+
+
+def test_invalid_lines_are_rejected_with_line_number_and_reason(big: BigReplay) -> None:
+    invalid = sorted(
+        (record["line"], record["reason"])
+        for record in big.rejects
+        if not record["reason"].startswith("not delivered")
+    )
+    assert [line for line, _ in invalid] == sorted(BAD_LINES)
+    for line, reason in invalid:
+        assert reason.startswith(BAD_LINES[line][1]), (line, reason)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        pytest.param(17, "{not json", id="bad-json-as-text"),
+        pytest.param(200, json.loads(BAD_LINES[200][0]), id="unsupported-type-as-object"),
+    ],
+)
+def test_a_rejected_line_keeps_its_original_message(
+    big: BigReplay, line: int, message: Any
+) -> None:
+    [record] = [record for record in big.rejects if record["line"] == line]
+    assert record["message"] == message
+
+
+def test_failed_deliveries_are_rejected_with_their_line_and_message(big: BigReplay) -> None:
+    failed = [r for r in big.rejects if r["reason"].startswith("not delivered")]
+    assert len(failed) == FAILURES
+    for record in failed:
+        assert "HTTP 400" in record["reason"]
+        assert record["message"]["messageId"] == f"m-{record['line']:05d}"
+
+
+def test_the_collector_got_every_sent_message_once(big: BigReplay) -> None:
+    failed = {r["message"]["messageId"] for r in big.rejects if r["line"] not in BAD_LINES}
+    expected = {
+        f"m-{n:05d}"
+        for n in range(1, LINES + 1)
+        if n not in BAD_LINES and not (n % 3 == 1 and n % SKIPPED_EVERY == 0)
+    } - failed
+    ids = [m["messageId"] for m in big.received]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == expected
+
+
+def test_fields_are_forwarded_from_the_export(big: BigReplay) -> None:
+    # A track line far from the start, where the scripted failures are.
+    [message] = [m for m in big.received if m["messageId"] == "m-04999"]
+    original = segment_message(4999)
+    assert message["timestamp"] == original["timestamp"]
+    assert message["properties"] == original["properties"]
+    assert message["context"]["ip"] == original["context"]["ip"]
+    assert "receivedAt" not in message
+
+
+# Small replays --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def endpoint(collector: LocalCollector) -> str:
+    return collector.endpoint
+
+
+def test_a_clean_replay_exits_0_with_an_empty_rejects_file(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(20), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert run.status == 0
+    assert summary(run)["sent"] == 20
+    assert len(collector.messages) == 20
+    assert (tmp_path / "in.jsonl.rejects.jsonl").read_text(encoding="utf-8") == ""
+
+
+def test_rejects_path_can_be_chosen(tmp_path: Path, endpoint: str) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text("oops\n", encoding="utf-8")
+    rejects = tmp_path / "elsewhere.jsonl"
+    replay(str(export), *key_and(endpoint), "--rejects", str(rejects))
+    assert [r["line"] for r in read_rejects(rejects)] == [1]
+
+
+def test_reads_stdin_and_rejects_to_rejects_jsonl(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, collector: LocalCollector
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = good_lines(5) + "not json\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data.encode())))
+    run = replay("-", *key_and(endpoint), "--quiet")
+    assert (run.status, summary(run)["sent"], len(collector.messages)) == (1, 5, 5)
+    assert [r["line"] for r in read_rejects(tmp_path / "rejects.jsonl")] == [6]
+
+
+def test_reads_stdin_in_a_subprocess(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gainsight_segment", "replay", "-", "--quiet", *key_and(endpoint)],
+        input=good_lines(3),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert len(collector.messages) == 3
+    assert (tmp_path / "rejects.jsonl").exists()
+
+
+def test_what_is_left_at_the_flush_deadline_is_reported_and_rejected(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    collector.faults = Faults(stall=True)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(10), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet", "--flush-timeout", "0.2")
+    assert run.status == 1
+    assert "10 messages still undelivered after the 0.2 s flush deadline" in run.err
+    assert summary(run)["failed"] == 10
+    rejects = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert sorted(r["line"] for r in rejects) == list(range(1, 11))
+    assert all(r["reason"].startswith("not delivered: shutdown deadline") for r in rejects)
+
+
+def test_dry_run_validates_but_sends_nothing(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(4) + "[]\n", encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--dry-run")
+    counts = summary(run)
+    assert (counts["validated"], counts["rejected"]) == (4, 1)
+    assert collector.requests == []
+    assert run.status == 1
+
+
+def test_blank_lines_are_skipped_but_keep_line_numbers(tmp_path: Path, endpoint: str) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(1) + "\n   \n" + "oops\n", encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert summary(run)["read"] == 2
+    assert [r["line"] for r in read_rejects(tmp_path / "in.jsonl.rejects.jsonl")] == [4]
+
+
+def test_a_byte_order_mark_is_ignored(tmp_path: Path, endpoint: str) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_bytes(b"\xef\xbb\xbf" + good_lines(2).encode())
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert (run.status, summary(run)["sent"]) == (0, 2)
+
+
+def test_a_line_over_the_limit_is_rejected_and_the_next_line_still_sent(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text("x" * (MAX_LINE_BYTES + 10) + "\n" + good_lines(1), encoding="utf-8")
+    replay(str(export), *key_and(endpoint), "--quiet")
+    [record] = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert record["line"] == 1
+    assert "over the" in record["reason"]
+    assert [m["messageId"] for m in collector.messages] == ["g-1"]
+
+
+def test_a_line_that_is_not_utf8_is_rejected(tmp_path: Path, endpoint: str) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_bytes(b'{"type": "identify", "userId": "\xff"}\n')
+    replay(str(export), *key_and(endpoint), "--quiet")
+    [record] = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert record["reason"] == "not valid UTF-8 (byte 32)"
+
+
+def test_whitelist_flag_is_repeatable(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(
+        "".join(
+            json.dumps({"type": "track", "userId": "1", "event": event}) + "\n"
+            for event in ("A", "B", "C")
+        ),
+        encoding="utf-8",
+    )
+    flags = ["--track-whitelist", "A", "--track-whitelist", "C"]
+    run = replay(str(export), *key_and(endpoint), *flags)
+    assert sorted(m["event"] for m in collector.messages) == ["A", "C"]
+    assert summary(run)["skipped by whitelist"] == 1
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path, endpoint: str) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(30), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--progress-every", "10")
+    lines = run.err.splitlines()
+    counts = [re.findall(r"^replay: ([\d,]+) lines read \(", line) for line in lines]
+    assert counts == [["10"], ["20"], ["30"]]
+    assert all(line.endswith("events/s") for line in lines)
+    assert "\r" not in run.err
+
+
+def test_dry_run_progress_counts_validated_lines(tmp_path: Path, endpoint: str) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(4), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--dry-run", "--progress-every", "2")
+    assert [line.split(", ")[1] for line in run.err.splitlines()] == ["2 validated", "4 validated"]
+
+
+def test_ctrl_c_stops_reading_prints_the_summary_and_exits_130(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = _replay._replay_line
+
+    def interrupted_at_line_3(*args: Any) -> int:
+        if args[3] == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(_replay, "_replay_line", interrupted_at_line_3)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(5), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert run.status == 130
+    assert run.out.startswith(f"interrupted {export}: 3 lines read")
+    assert summary(run)["sent"] + summary(run)["failed"] == 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_when_stderr_is_a_terminal(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(30), encoding="utf-8")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["replay", str(export), "--access-key", ACCESS_KEY, "--endpoint", endpoint])
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\r[")
+    assert re.search(r"\[#{24}\] 100\.0%\s+30 lines\s+[\d,]+ events/s\s+ETA 0:00\s*\n$", drawn)
+    assert "replay:" not in drawn
+
+
+def test_quiet_shows_no_progress(tmp_path: Path, endpoint: str) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(5), encoding="utf-8")
+    run = replay(
+        str(export),
+        "--access-key",
+        ACCESS_KEY,
+        "--endpoint",
+        endpoint,
+        "--quiet",
+        "--progress-every",
+        "1",
+    )
+    assert run.err == ""
+
+
+def test_an_unwritable_rejects_file_stops_before_sending(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(2), encoding="utf-8")
+    rejects = tmp_path / "missing-dir" / "rejects.jsonl"
+    run = replay(str(export), *key_and(endpoint), "--rejects", str(rejects))
+    assert run.status == 2
+    assert run.err.startswith("gainsight-segment: error: ")
+    assert "No such file or directory" in run.err
+    assert collector.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--workers", "0"], "--workers: must be at least 1"),
+        (["--progress-interval", "0"], "--progress-interval: must be greater than zero"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(1), encoding="utf-8")
+    run = replay(str(export), "--access-key", ACCESS_KEY, *args)
+    assert (run.status, run.err) == (2, f"gainsight-segment: error: {fragment}\n")
+
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2014-05-05T08:00:00.000Z", datetime(2014, 5, 5, 8, tzinfo=UTC)),
+        ("2021-03-10T17:07:07.339Z", datetime(2021, 3, 10, 17, 7, 7, 339000, tzinfo=UTC)),
+        ("2021-03-10T17:07:07.123456789Z", datetime(2021, 3, 10, 17, 7, 7, 123456, tzinfo=UTC)),
+        (
+            "2021-03-10T17:07:07.5+02:00",
+            datetime(2021, 3, 10, 17, 7, 7, 500000, tzinfo=timezone(timedelta(hours=2))),
+        ),
+        (
+            "2021-03-10T17:07:07-0530",
+            datetime(2021, 3, 10, 17, 7, 7, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
+        ),
+        ("2021-03-10T17:07+01", datetime(2021, 3, 10, 17, 7, tzinfo=timezone(timedelta(hours=1)))),
+        ("2021-03-10 17:07:07", datetime(2021, 3, 10, 17, 7, 7)),
+        ("2021-03-10", datetime(2021, 3, 10)),
+    ],
+)
+def test_parse_timestamp_reads_segment_iso_formats(text: str, expected: datetime) -> None:
+    assert parse_timestamp(text) == expected
+    assert parse_timestamp(text).tzinfo == expected.tzinfo
+
+
+@pytest.mark.parametrize(
+    "text", ["yesterday", "2021-13-01T00:00:00Z", "2021-03-10T25:00:00Z", "1615396027", ""]
+)
+def test_parse_timestamp_refuses_what_is_not_iso_8601(text: str) -> None:
+    with pytest.raises(ValueError, match="date-time"):
+        parse_timestamp(text)
