@@ -75,6 +75,9 @@ class Client:
         on_success: Called with the message dict for every message delivered.
         builder: Builds messages; pass one with a fixed clock and ids in tests.
 
+    Attributes:
+        settings: The validated settings (the key masked in its ``repr()``).
+
     Raises:
         ConfigurationError: When a setting is invalid; the text never shows the key.
     """

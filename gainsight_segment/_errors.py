@@ -40,6 +40,7 @@ class DeliveryError(GainsightError):
     ``on_error`` callback receives and what a synchronous call's receipt carries.
 
     Attributes:
+        reason: What went wrong, e.g. ``HTTP 400: not retried`` (also ``str(error)``).
         status: The final HTTP status, or ``None`` when no response was received
             (network error, timeout, queue full, shutdown deadline).
         body: A short excerpt of the response body (empty when there was none).
