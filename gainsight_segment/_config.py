@@ -23,7 +23,7 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF_FACTOR = 0.5
 DEFAULT_BACKOFF_MAX = 30.0
-DEFAULT_WORKERS = 4
+DEFAULT_WORKERS = 8
 DEFAULT_MAX_QUEUE_SIZE = 10_000
 DEFAULT_ON_QUEUE_FULL: QueueFullPolicy = "drop"
 DEFAULT_BLOCK_TIMEOUT = 1.0
@@ -196,6 +196,9 @@ def _check_policy(instance: object, attribute: attrs.Attribute[Any], value: obje
 def _check_verify(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, (bool, str)):
         raise ConfigurationError("verify: must be True, False or a CA bundle path")
+    # Caught here, not as a failure of every message once the client runs.
+    if isinstance(value, str) and not os.path.exists(value):
+        raise ConfigurationError(f"verify: no CA bundle at {value!r}")
 
 
 def _check_proxies(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

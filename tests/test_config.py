@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 import pytest
+import requests.utils
 
 from gainsight_segment import ConfigurationError, GainsightError, Settings
 from gainsight_segment._config import (
@@ -328,6 +329,7 @@ def test_settings_refuses_http_to_public_host() -> None:
         pytest.param("on_queue_full", "DROP", "'drop' or 'block'", id="on-queue-full-case"),
         pytest.param("verify", 1, "CA bundle path", id="verify-int"),
         pytest.param("verify", None, "CA bundle path", id="verify-none"),
+        pytest.param("verify", "/nonexistent/ca.pem", "no CA bundle", id="verify-missing-file"),
         pytest.param("proxies", ["http://proxy"], "mapping", id="proxies-list"),
         pytest.param("proxies", "http://proxy", "mapping", id="proxies-string"),
         pytest.param("proxies", {"https": 8080}, "mapping", id="proxies-non-string-url"),
@@ -348,7 +350,7 @@ def test_settings_refuses_invalid_option(field: str, value: Any, fragment: str) 
         pytest.param("exit_timeout", 0, id="no-exit-flush"),
         pytest.param("on_queue_full", "block", id="block"),
         pytest.param("verify", False, id="verify-off"),
-        pytest.param("verify", "/etc/ssl/ca.pem", id="verify-ca-bundle"),
+        pytest.param("verify", requests.utils.DEFAULT_CA_BUNDLE_PATH, id="verify-ca-bundle"),
         pytest.param("proxies", {"https": "http://proxy:3128"}, id="proxies"),
     ],
 )
