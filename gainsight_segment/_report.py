@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -25,7 +26,8 @@ _LOG_INTERVAL = 10.0
 class Stats:
     """A snapshot of a client's counters.
 
-    They reconcile: ``queued == delivered + failed + dropped + pending + in_flight``.
+    They reconcile, in every snapshot, even one taken while messages are on their way:
+    ``queued == delivered + failed + dropped + pending + in_flight``.
 
     Attributes:
         queued: Messages accepted for delivery.
@@ -75,12 +77,25 @@ class Reporter:
         self.lock = threading.Lock()
         self.queued = self.delivered = self.filtered = self.failed = 0
         self.dropped = self.retried = 0
+        # Moved in the same locked step as the counters above, so that every snapshot
+        # reconciles; only messages queued with a ticket (see queued_one) are tracked.
+        self.pending = self.in_flight = 0
         self.settled = threading.Condition(self.lock)
+        self._last_ticket = 0
+        self._open: dict[int, bool] = {}  # unsettled ticket -> whether it is being sent
+        self._oldest: list[int] = []  # heap of tickets; settled ones are popped lazily
         self._quiet_until = 0.0
         self._unlogged = 0
 
-    def snapshot(self, pending: int, in_flight: int) -> Stats:
-        """Return the counters, with ``pending`` queued and ``in_flight`` being sent."""
+    def snapshot(self, pending: int | None = None, in_flight: int | None = None) -> Stats:
+        """Return the counters, read in one step.
+
+        Args:
+            pending: Messages waiting to be sent; by default the ticketed messages queued
+                and not yet taken by a sender.
+            in_flight: Messages being sent; by default the ticketed messages taken by a
+                sender and not yet settled.
+        """
         with self.lock:
             return Stats(
                 queued=self.queued,
@@ -89,9 +104,72 @@ class Reporter:
                 failed=self.failed,
                 dropped=self.dropped,
                 retried=self.retried,
-                pending=pending,
-                in_flight=in_flight,
+                pending=self.pending if pending is None else pending,
+                in_flight=self.in_flight if in_flight is None else in_flight,
             )
+
+    def queued_one(self) -> int:
+        """Count a message queued for delivery, and return its ticket.
+
+        The ticket follows the message: pass it to :meth:`sending_one` when a sender takes
+        the message, and to the ``*_one`` method that settles it. Tickets increase in
+        queueing order, which lets :meth:`wait_tickets` wait for exactly the messages
+        queued before a given moment.
+        """
+        with self.lock:
+            self.queued += 1
+            self.pending += 1
+            self._last_ticket += 1
+            ticket = self._last_ticket
+            self._open[ticket] = False
+            heapq.heappush(self._oldest, ticket)
+            return ticket
+
+    def sending_one(self, ticket: int) -> None:
+        """Count a queued message as taken by a sender."""
+        with self.lock:
+            self._open[ticket] = True
+            self.pending -= 1
+            self.in_flight += 1
+
+    @property
+    def last_ticket(self) -> int:
+        """The ticket of the message queued last; 0 before the first."""
+        with self.lock:
+            return self._last_ticket
+
+    def wait_tickets(self, ticket: int, deadline: float | None) -> bool:
+        """Wait until every message queued up to ``ticket`` has been settled.
+
+        Messages queued later, by other threads, neither hasten nor delay the wait.
+
+        Args:
+            ticket: The last ticket to wait for, e.g. :attr:`last_ticket` at the time.
+            deadline: A :func:`time.monotonic` time to give up at; ``None`` waits as long
+                as it takes.
+
+        Returns:
+            Whether they all settled in time.
+        """
+        with self.settled:
+            while self._oldest and self._oldest[0] <= ticket:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self.settled.wait(1.0 if remaining is None else min(remaining, 1.0))
+            return True
+
+    def _close(self, ticket: int | None) -> None:
+        # Called with the lock held, in the same step as the settled counter moves.
+        if ticket is None or ticket not in self._open:
+            return
+        if self._open.pop(ticket):
+            self.in_flight -= 1
+        else:
+            self.pending -= 1
+        oldest = self._oldest
+        while oldest and oldest[0] not in self._open:
+            heapq.heappop(oldest)
 
     def wait_settled(self, target: int, deadline: float | None) -> bool:
         """Wait until ``target`` messages have been delivered, failed or dropped.
@@ -118,32 +196,39 @@ class Reporter:
         with self.lock:
             self.filtered += 1
 
-    def delivered_one(self, message: Message, retries: int) -> None:
-        """Report a delivered message."""
+    def delivered_one(self, message: Message, retries: int, ticket: int | None = None) -> None:
+        """Report a delivered message (and settle its ticket, if it has one)."""
         # Callbacks run before the message counts as settled, so that once flush()
         # returns, every callback for what it waited on has run.
         if self.on_success is not None:
-            self._call(self.on_success, message.payload())
+            self._call(self.on_success, message)
         with self.lock:
             self.delivered += 1
             self.retried += retries
+            self._close(ticket)
             self.settled.notify_all()
 
-    def failed_one(self, message: Message, error: DeliveryError, retries: int) -> None:
-        """Report a message given up after it was sent."""
+    def failed_one(
+        self, message: Message, error: DeliveryError, retries: int, ticket: int | None = None
+    ) -> None:
+        """Report a message given up after it was sent (and settle its ticket)."""
         self._warn("not delivered", message, error)
         self._error(message, error)
         with self.lock:
             self.failed += 1
             self.retried += retries
+            self._close(ticket)
             self.settled.notify_all()
 
-    def dropped_one(self, message: Message, error: DeliveryError) -> None:
-        """Report a message never sent (queue full, shutdown deadline)."""
+    def dropped_one(
+        self, message: Message, error: DeliveryError, ticket: int | None = None
+    ) -> None:
+        """Report a message never sent: queue full, shutdown deadline (and settle its ticket)."""
         self._warn("dropped", message, error)
         self._error(message, error)
         with self.lock:
             self.dropped += 1
+            self._close(ticket)
             self.settled.notify_all()
 
     def _warn(self, what: str, message: Message, error: DeliveryError) -> None:
@@ -166,11 +251,13 @@ class Reporter:
 
     def _error(self, message: Message, error: DeliveryError) -> None:
         if self.on_error is not None:
-            self._call(self.on_error, error, message.payload())
+            self._call(self.on_error, message, error)
 
     @staticmethod
-    def _call(callback: Callable[..., object], *args: Any) -> None:
+    def _call(callback: Callable[..., object], message: Message, *args: Any) -> None:
+        # The message is decoded inside the guard too (a deeply nested one can exhaust a
+        # sender thread's stack): nothing in reporting may keep a message from settling.
         try:
-            callback(*args)
+            callback(*args, message.payload())
         except Exception:
             logger.exception("the %r callback raised", getattr(callback, "__name__", callback))

@@ -17,7 +17,7 @@ from ._errors import ClientClosedError, DeliveryError
 from ._message import Message
 from ._receipt import Outcome, Receipt
 from ._report import Reporter, Stats, logger
-from ._transport import Transport
+from ._transport import Attempt, Transport
 
 _STOP = object()
 # Idle senders wake this often to notice a stop they were not told about (every wait
@@ -25,11 +25,17 @@ _STOP = object()
 _IDLE_WAKE = 5.0
 _JOIN_GRACE = 0.2
 
-_Item = Union[Message, object]
+# A queued message travels with the ticket its reporter gave it (see Reporter.queued_one).
+_Item = Union[tuple[int, Message], object]
 
 
 def _deadline(timeout: float | None) -> float | None:
-    return None if timeout is None else time.monotonic() + max(0.0, timeout)
+    # Any number is a valid deadline: NaN and negatives mean now, and waits longer than
+    # the platform can time (threading.TIMEOUT_MAX, some 292 years) mean no deadline
+    # rather than an OverflowError. Ints are compared exactly, never converted to float.
+    if timeout is None or timeout > threading.TIMEOUT_MAX:
+        return None
+    return time.monotonic() + (timeout if timeout > 0 else 0.0)
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -86,7 +92,7 @@ class ThreadedEngine:
         self._space = threading.Condition(self._lock)
         self._blocked = 0
         self._threads: list[threading.Thread] = []
-        self._in_flight: dict[int, Message] = {}
+        self._in_flight: dict[int, Message] = {}  # by ticket
 
     def _after_fork(self) -> None:
         # Everything shared with the parent (queue, locks, pooled sockets, threads) is
@@ -126,16 +132,19 @@ class ThreadedEngine:
         if not self._threads:
             self._start()
         reporter = self._reporter
-        with reporter.lock:
-            reporter.queued += 1
         if self._queue.qsize() >= self._settings.max_queue_size and not self._wait_for_space():
             error = DeliveryError(
                 f"queue full ({self._settings.max_queue_size} messages): message dropped",
                 message_id=message.message_id,
             )
-            reporter.dropped_one(message, error)
+            reporter.dropped_one(message, error, reporter.queued_one())
             return Receipt(message.message_id, Outcome.DROPPED, error)
-        self._queue.put(message)
+        # Checked again, and queued, under the lock shutdown() closes with: a message
+        # put after shutdown drained the queue would never be sent nor reported.
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError("the client was shut down; create a new Client")
+            self._queue.put((reporter.queued_one(), message))
         return Receipt(message.message_id, Outcome.QUEUED)
 
     def _wait_for_space(self) -> bool:
@@ -148,7 +157,7 @@ class ThreadedEngine:
             try:
                 while self._queue.qsize() >= settings.max_queue_size:
                     remaining = _remaining(deadline)
-                    if not remaining:
+                    if remaining is not None and remaining <= 0:
                         return False
                     self._space.wait(remaining)
                 return True
@@ -167,39 +176,54 @@ class ThreadedEngine:
                 continue
             if item is _STOP:
                 return
-            assert isinstance(item, Message)
+            assert isinstance(item, tuple)
+            ticket, message = item
             if self._blocked:
                 with self._space:
                     self._space.notify()
             try:
-                self._deliver(item)
+                self._deliver(ticket, message)
             except Exception:  # pragma: no cover - a last guard: senders never die
                 logger.exception("unexpected error while delivering a message")
 
-    def _deliver(self, message: Message) -> None:
+    def _deliver(self, ticket: int, message: Message) -> None:
         reporter = self._reporter
+        reporter.sending_one(ticket)
         if self._interrupt.is_set():
             reporter.dropped_one(
                 message,
                 DeliveryError(
                     "given up at shutdown before it was sent", message_id=message.message_id
                 ),
+                ticket,
             )
             return
-        key = id(message)
         with self._lock:
-            self._in_flight[key] = message
-        attempt = self._transport.send(message)
+            self._in_flight[ticket] = message
+        try:
+            attempt = self._transport.send(message)
+        except Exception as exc:
+            # Transport.send reports every foreseen failure itself; anything else (a bug, a
+            # setting the platform cannot honour) must still settle the message, or flush()
+            # would wait for it until its deadline and the counters would never reconcile.
+            logger.exception("unexpected error while sending message %s", message.message_id)
+            attempt = Attempt(
+                0,
+                DeliveryError(
+                    f"unexpected error while sending: {type(exc).__name__}",
+                    message_id=message.message_id,
+                ),
+            )
         with self._lock:
-            ours = self._in_flight.pop(key, None) is not None
+            ours = self._in_flight.pop(ticket, None) is not None
         if not ours:
             # The shutdown deadline passed while this request was in flight and it was
             # reported then; report nothing twice.
             logger.debug("message %s settled after shutdown gave it up", message.message_id)
         elif attempt.error is None:
-            reporter.delivered_one(message, attempt.retries)
+            reporter.delivered_one(message, attempt.retries, ticket)
         else:
-            reporter.failed_one(message, attempt.error, attempt.retries)
+            reporter.failed_one(message, attempt.error, attempt.retries, ticket)
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until every message queued so far is delivered or given up.
@@ -214,9 +238,9 @@ class ThreadedEngine:
             # Called from a callback on a sender thread: waiting would wait for itself.
             logger.warning("flush() called from a sender thread: not waiting")
             return False
-        with self._reporter.lock:
-            target = self._reporter.queued
-        return self._reporter.wait_settled(target, _deadline(timeout))
+        # Waits for the messages queued before this call, by ticket: counting settled
+        # messages instead would let other threads' later messages stand in for them.
+        return self._reporter.wait_tickets(self._reporter.last_ticket, _deadline(timeout))
 
     def shutdown(self, timeout: float | None) -> bool:
         """Flush within the deadline, then stop; report whatever is left as not delivered.
@@ -254,20 +278,23 @@ class ThreadedEngine:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(item, Message):
+            if item is not _STOP:
+                assert isinstance(item, tuple)
+                ticket, message = item
                 self._reporter.dropped_one(
-                    item,
+                    message,
                     DeliveryError(
                         "shutdown deadline passed while it was queued",
-                        message_id=item.message_id,
+                        message_id=message.message_id,
                     ),
+                    ticket,
                 )
 
     def _give_up_in_flight(self) -> None:
         with self._lock:
-            stuck = list(self._in_flight.values())
+            stuck = list(self._in_flight.items())
             self._in_flight.clear()
-        for message in stuck:
+        for ticket, message in stuck:
             self._reporter.failed_one(
                 message,
                 DeliveryError(
@@ -275,11 +302,12 @@ class ThreadedEngine:
                     message_id=message.message_id,
                 ),
                 0,
+                ticket,
             )
 
     def stats(self) -> Stats:
-        """The counters, with the current queue length and requests in flight."""
-        return self._reporter.snapshot(pending=self._queue.qsize(), in_flight=len(self._in_flight))
+        """The counters, with the messages queued and in flight, read in one step."""
+        return self._reporter.snapshot()
 
 
 def _after_fork_in_child(ref: weakref.ReferenceType[ThreadedEngine]) -> None:
