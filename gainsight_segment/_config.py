@@ -158,32 +158,50 @@ def normalize_endpoint(value: object) -> str:
     return url
 
 
-def _positive(name: str, value: object, *, allow_zero: bool = False) -> None:
+# Upper bounds keep every setting within what threads, sockets and timed waits can take
+# (threading.TIMEOUT_MAX is far above a day) and every error text printable.
+_MAX_SECONDS = 86_400.0
+_MAX_COUNTS = {"max_retries": 100, "workers": 256, "max_queue_size": 10_000_000}
+
+
+def _shown(value: float) -> str:
+    # Ints of thousands of digits cannot even be formatted; no sane setting is that long.
+    return str(value) if -1e15 < value < 1e15 else "a number that large"
+
+
+def _seconds(name: str, value: object, *, allow_zero: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name}: must be a number, got {type(value).__name__}")
     if value != value or value in (float("inf"), float("-inf")):
         raise ConfigurationError(f"{name}: must be finite")
     if value < 0 or (value == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "greater than zero"
-        raise ConfigurationError(f"{name}: must be {bound}, got {value}")
+        raise ConfigurationError(f"{name}: must be {bound}, got {_shown(value)}")
+    if value > _MAX_SECONDS:
+        raise ConfigurationError(
+            f"{name}: must be at most {_MAX_SECONDS:.0f} seconds, got {_shown(value)}"
+        )
 
 
 def _check_positive(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _positive(attribute.name, value)
+    _seconds(attribute.name, value)
 
 
 def _check_non_negative(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _positive(attribute.name, value, allow_zero=True)
+    _seconds(attribute.name, value, allow_zero=True)
 
 
 def _check_count(minimum: int) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        name = attribute.name
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigurationError(
-                f"{attribute.name}: must be an integer, got {type(value).__name__}"
-            )
+            raise ConfigurationError(f"{name}: must be an integer, got {type(value).__name__}")
         if value < minimum:
-            raise ConfigurationError(f"{attribute.name}: must be at least {minimum}, got {value}")
+            raise ConfigurationError(f"{name}: must be at least {minimum}, got {_shown(value)}")
+        if value > _MAX_COUNTS[name]:
+            raise ConfigurationError(
+                f"{name}: must be at most {_MAX_COUNTS[name]}, got {_shown(value)}"
+            )
 
     return check
 

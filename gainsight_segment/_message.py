@@ -247,7 +247,9 @@ def serialize(payload: Mapping[str, Any]) -> bytes:
     # The encoder writes a None key as "null" instead of failing. Every such key shows as
     # '"null":' in the text, so one substring search keeps the walk off the common path;
     # a real "null" key or an escaped '\"null\":' in a string only costs that walk.
-    if '"null":' in text:
+    # Likewise, nesting deeper than the limit encodes fine up to Python's recursion limit,
+    # yet receivers refuse it; only a message with that many brackets can be that deep.
+    if '"null":' in text or text.count("{") + text.count("[") > _MAX_DEPTH:
         problem = _first_problem(payload)
         if problem:
             raise InvalidMessageError(problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -20,6 +21,7 @@ from ._version import __version__
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = f"gainsight-segment-python/{__version__}"
 _BODY_EXCERPT = 200
+_SCRUB_WINDOW = 4096
 
 
 class _Abandoned(Exception):
@@ -104,6 +106,7 @@ class Transport:
 
     def __init__(self, settings: Settings, interrupt: threading.Event) -> None:
         self._key = settings.access_key.secret
+        self._key_pattern = re.compile(re.escape(self._key), re.IGNORECASE)
         self._control = _RetryControl(interrupt)
         self._now = TimeText()
         retry = _Retry(
@@ -184,7 +187,9 @@ class Transport:
         status = response.status
         if 200 <= status < 300:
             return Attempt(control.retries)
-        excerpt = response.data[:_BODY_EXCERPT].decode("utf-8", "replace")
+        # Masked before it is cut, so that no part of an echoed key survives the cut.
+        excerpt = self._scrub(response.data[:_SCRUB_WINDOW].decode("utf-8", "replace"))
+        excerpt = excerpt[:_BODY_EXCERPT]
         if status in RETRYABLE_STATUSES:
             reason = f"HTTP {status} after {control.retries} retries"
         elif 300 <= status < 400:
@@ -206,8 +211,9 @@ class Transport:
         return Attempt(retries, error)
 
     def _scrub(self, text: str) -> str:
-        # A server or proxy may echo request headers back; the key must not travel on.
-        return text.replace(self._key, mask(self._key)) if self._key in text else text
+        # A server or proxy may echo request headers back, in any case; the key must not
+        # travel on.
+        return self._key_pattern.sub(mask(self._key), text)
 
     def close(self) -> None:
         """Close the pooled connections."""

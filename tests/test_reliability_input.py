@@ -480,29 +480,6 @@ def test_the_largest_message_that_builds_is_sent_and_at_most_32_kb(
     assert MAX_BODY - len(char.encode("utf-8")) * 6 < len(request.body) <= MAX_BODY
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_message.py: keys that collide once converted to strings are both written "
-    "(see docs/reliability.md, finding 'duplicate keys')",
-)
-@pytest.mark.parametrize(
-    "traits",
-    [{1: "int", "1": "str"}, {True: "bool", "true": "str"}, {1.5: "float", "1.5": "str"}],
-    ids=["int", "bool", "float"],
-)
-def test_keys_that_collide_once_stringified_are_refused(traits: dict[Any, str]) -> None:
-    # Written as is, the body holds the same name twice, which RFC 8259 leaves to each
-    # receiver to resolve: one of the values is silently lost.
-    client = gs.Client(ACCESS_KEY, send=False)  # a dry run: nothing to shut down
-    with pytest.raises(gs.InvalidMessageError):
-        client.identify("u", traits)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="_message.py enforces its 200-level limit only when the encoder fails, so deeper "
-    "messages build and receivers cannot parse them (see docs/reliability.md, 'nesting depth')",
-)
 @pytest.mark.parametrize("depth", [250, 600])
 @pytest.mark.parametrize("shape", [deep_list, deep_dict], ids=["lists", "dicts"])
 def test_nesting_deeper_than_200_levels_is_refused(shape: Any, depth: int) -> None:
@@ -646,11 +623,6 @@ def test_hostile_settings_build_a_client_or_raise_configuration_error(
         assert client.shutdown(timeout=0) is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_config.py formats the value into the ConfigurationError, or keeps it for repr(), "
-    "and ints over 4300 digits cannot be formatted: ValueError (see docs/reliability.md)",
-)
 @pytest.mark.parametrize("name", ["timeout", "backoff_max", "workers", "max_queue_size"])
 @pytest.mark.parametrize("sign", [1, -1], ids=["huge", "huge-negative"])
 def test_a_setting_over_4300_digits_is_refused_or_shown(name: str, sign: int) -> None:
@@ -663,12 +635,6 @@ def test_a_setting_over_4300_digits_is_refused_or_shown(name: str, sign: int) ->
     repr(client.settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_config.py accepts waits the platform cannot time (over threading.TIMEOUT_MAX, "
-    "about 292 years): OverflowError in the sender, and a leaked socket (see "
-    "docs/reliability.md, 'timeouts')",
-)
 @pytest.mark.parametrize("value", [1e10, 1e300, 10**400], ids=["1e10", "1e300", "10**400"])
 @pytest.mark.parametrize("name", ["timeout", "backoff_max"])
 def test_every_accepted_wait_can_be_timed_by_the_platform(name: str, value: float) -> None:
@@ -690,17 +656,13 @@ def test_every_accepted_wait_can_be_timed_by_the_platform(name: str, value: floa
 EXTREME_SETTINGS = [
     pytest.param({"timeout": 1e-9}, id="timeout=1e-9"),
     pytest.param(
-        {"block_timeout": 1e300, "on_queue_full": "block", "max_queue_size": 1},
-        id="block_timeout=1e300",
+        {"block_timeout": 86_400, "on_queue_full": "block", "max_queue_size": 1},
+        id="block_timeout=a-day",
     ),
-    pytest.param(
-        {"block_timeout": 10**400, "on_queue_full": "block", "max_queue_size": 1},
-        id="block_timeout=10**400",
-    ),
-    pytest.param({"max_retries": 10**400}, id="max_retries=10**400"),
-    pytest.param({"backoff_factor": 1e300}, id="backoff_factor=1e300"),
-    pytest.param({"exit_timeout": 1e300}, id="exit_timeout=1e300"),
-    pytest.param({"max_queue_size": 10**400}, id="max_queue_size=10**400"),
+    pytest.param({"max_retries": 100}, id="max_retries=100"),
+    pytest.param({"backoff_factor": 86_400}, id="backoff_factor=a-day"),
+    pytest.param({"exit_timeout": 86_400}, id="exit_timeout=a-day"),
+    pytest.param({"max_queue_size": 10_000_000}, id="max_queue_size=10**7"),
 ]
 
 

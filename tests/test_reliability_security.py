@@ -252,11 +252,6 @@ def test_the_access_key_never_shows_in_logs_reprs_errors_or_callbacks(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_transport.py masks the key only where it appears whole and in its own case, after "
-    "cutting the body excerpt at 200 bytes (see docs/reliability.md, 'partial key')",
-)
 @pytest.mark.parametrize(
     ("prefix", "shown"),
     [(170, SECRET), (185, SECRET), (0, SECRET.upper())],
