@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
 import time
@@ -10,7 +9,7 @@ from typing import Any, Callable
 
 import attrs
 
-from ._errors import DeliveryError
+from ._errors import ClientClosedError, DeliveryError
 from ._message import Message
 
 logger = logging.getLogger("gainsight_segment")
@@ -81,9 +80,11 @@ class Reporter:
         # reconciles; only messages queued with a ticket (see queued_one) are tracked.
         self.pending = self.in_flight = 0
         self.settled = threading.Condition(self.lock)
-        self._last_ticket = 0
-        self._open: dict[int, bool] = {}  # unsettled ticket -> whether it is being sent
-        self._oldest: list[int] = []  # heap of tickets; settled ones are popped lazily
+        self.closed = False
+        self._sending: set[int] = set()  # tickets a sender has taken: at most `workers`
+        self._settled_tickets = 0
+        # One [last ticket, how many of tickets 1..last have settled] per flush() waiting.
+        self._waiters: list[list[int]] = []
         self._quiet_until = 0.0
         self._unlogged = 0
 
@@ -112,23 +113,33 @@ class Reporter:
         """Count a message queued for delivery, and return its ticket.
 
         The ticket follows the message: pass it to :meth:`sending_one` when a sender takes
-        the message, and to the ``*_one`` method that settles it. Tickets increase in
-        queueing order, which lets :meth:`wait_tickets` wait for exactly the messages
+        the message, and to the ``*_one`` method that settles it. Tickets are 1, 2, 3, ...
+        in queueing order, which lets :meth:`wait_tickets` wait for exactly the messages
         queued before a given moment.
         """
         with self.lock:
             self.queued += 1
             self.pending += 1
-            self._last_ticket += 1
-            ticket = self._last_ticket
-            self._open[ticket] = False
-            heapq.heappush(self._oldest, ticket)
-            return ticket
+            return self.queued
+
+    def enqueue(self, put: Callable[[tuple[int, Message]], object], message: Message) -> None:
+        """Count a message queued and hand it, with its ticket, to ``put``, in one step.
+
+        Raises:
+            ClientClosedError: When :attr:`closed` was set: nothing is queued after the
+                queue was drained for good.
+        """
+        with self.lock:
+            if self.closed:
+                raise ClientClosedError("the client was shut down; create a new Client")
+            self.queued += 1
+            self.pending += 1
+            put((self.queued, message))
 
     def sending_one(self, ticket: int) -> None:
         """Count a queued message as taken by a sender."""
         with self.lock:
-            self._open[ticket] = True
+            self._sending.add(ticket)
             self.pending -= 1
             self.in_flight += 1
 
@@ -136,7 +147,7 @@ class Reporter:
     def last_ticket(self) -> int:
         """The ticket of the message queued last; 0 before the first."""
         with self.lock:
-            return self._last_ticket
+            return self.queued
 
     def wait_tickets(self, ticket: int, deadline: float | None) -> bool:
         """Wait until every message queued up to ``ticket`` has been settled.
@@ -152,24 +163,33 @@ class Reporter:
             Whether they all settled in time.
         """
         with self.settled:
-            while self._oldest and self._oldest[0] <= ticket:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self.settled.wait(1.0 if remaining is None else min(remaining, 1.0))
-            return True
+            # Every ticket up to `ticket` exists already, so all settled so far are among
+            # them; from here on, _close counts the ones that are.
+            waiter = [ticket, self._settled_tickets]
+            self._waiters.append(waiter)
+            try:
+                while waiter[1] < ticket:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self.settled.wait(1.0 if remaining is None else min(remaining, 1.0))
+                return True
+            finally:
+                self._waiters.remove(waiter)
 
     def _close(self, ticket: int | None) -> None:
         # Called with the lock held, in the same step as the settled counter moves.
-        if ticket is None or ticket not in self._open:
+        if ticket is None:
             return
-        if self._open.pop(ticket):
+        if ticket in self._sending:
+            self._sending.discard(ticket)
             self.in_flight -= 1
         else:
             self.pending -= 1
-        oldest = self._oldest
-        while oldest and oldest[0] not in self._open:
-            heapq.heappop(oldest)
+        self._settled_tickets += 1
+        for waiter in self._waiters:
+            if ticket <= waiter[0]:
+                waiter[1] += 1
 
     def wait_settled(self, target: int, deadline: float | None) -> bool:
         """Wait until ``target`` messages have been delivered, failed or dropped.

@@ -85,6 +85,7 @@ class ThreadedEngine:
             atexit.register(self._exit_hook)
 
     def _fresh_state(self) -> None:
+        self._pid = os.getpid()
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._interrupt = threading.Event()
         self._transport = self._make_transport(self._settings, self._interrupt)
@@ -129,6 +130,10 @@ class ThreadedEngine:
         """
         if self._closed:
             raise ClientClosedError("the client was shut down; create a new Client")
+        if self._pid != os.getpid():
+            # Forked without Python's fork hooks (uWSGI without py-call-osafterfork, a fork
+            # from C code): catch up now, before touching anything shared with the parent.
+            self._after_fork()
         if not self._threads:
             self._start()
         reporter = self._reporter
@@ -139,12 +144,9 @@ class ThreadedEngine:
             )
             reporter.dropped_one(message, error, reporter.queued_one())
             return Receipt(message.message_id, Outcome.DROPPED, error)
-        # Checked again, and queued, under the lock shutdown() closes with: a message
-        # put after shutdown drained the queue would never be sent nor reported.
-        with self._lock:
-            if self._closed:
-                raise ClientClosedError("the client was shut down; create a new Client")
-            self._queue.put((reporter.queued_one(), message))
+        # Queued under the lock shutdown() closes with: a message put after shutdown
+        # drained the queue would never be sent nor reported.
+        reporter.enqueue(self._queue.put, message)
         return Receipt(message.message_id, Outcome.QUEUED)
 
     def _wait_for_space(self) -> bool:
@@ -258,6 +260,9 @@ class ThreadedEngine:
         atexit.unregister(self._exit_hook)
         deadline = _deadline(timeout)
         settled = self.flush(timeout)
+        with self._reporter.lock:
+            # Calls racing this one are refused from now on, so the drain below is final.
+            self._reporter.closed = True
         # From here on, retry waits end at once and nothing new is sent.
         self._interrupt.set()
         self._drop_queued()

@@ -353,3 +353,34 @@ def test_multiprocessing_children_flush_when_they_exit(collector: LocalCollector
     result = run_script(MULTIPROCESSING_SCRIPT, ACCESS_KEY, collector.endpoint)
     assert result.returncode == 0, result.stderr
     assert len(collector.messages) == 30
+
+
+RAW_FORK_SCRIPT = """
+    import ctypes, os, sys
+    import gainsight_segment as gs
+
+    client = gs.Client(sys.argv[1], endpoint=sys.argv[2], exit_timeout=0)
+    client.track("parent", "Before Fork")
+    assert client.flush(timeout=10)
+    # The C library's fork(), as uWSGI calls it: Python's fork hooks do not run.
+    pid = ctypes.CDLL(None).fork()
+    if pid == 0:
+        for n in range(20):
+            client.track("child", "In Child", {"n": n})
+        ok = client.flush(timeout=20) and client.stats().delivered == 20
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, "child failed"
+    client.track("parent", "After Fork")
+    assert client.flush(timeout=10), "parent flush"
+    print("ok")
+"""
+
+
+def test_a_fork_that_skips_pythons_hooks_still_delivers_from_the_child(
+    collector: LocalCollector,
+) -> None:
+    result = run_script(RAW_FORK_SCRIPT, ACCESS_KEY, collector.endpoint)
+    assert result.returncode == 0, result.stderr
+    events = [m["event"] for m in collector.messages]
+    assert (events.count("In Child"), events.count("After Fork")) == (20, 1)
