@@ -191,26 +191,6 @@ class Reporter:
             if ticket <= waiter[0]:
                 waiter[1] += 1
 
-    def wait_settled(self, target: int, deadline: float | None) -> bool:
-        """Wait until ``target`` messages have been delivered, failed or dropped.
-
-        Args:
-            target: How many settled messages to wait for.
-            deadline: A :func:`time.monotonic` time to give up at; ``None`` waits as long
-                as it takes (every message settles within its retries and timeouts).
-
-        Returns:
-            Whether ``target`` was reached.
-        """
-        with self.settled:
-            while self.delivered + self.failed + self.dropped < target:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                # Woken by every settled message; the cap only guards against surprises.
-                self.settled.wait(1.0 if remaining is None else min(remaining, 1.0))
-            return True
-
     def count_filtered(self) -> None:
         """Count a track call skipped by the whitelist."""
         with self.lock:

@@ -58,17 +58,48 @@ def test_a_raising_callback_is_logged_not_raised(caplog: pytest.LogCaptureFixtur
     assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [RuntimeError] * 2
 
 
-def test_wait_settled_returns_false_at_the_deadline() -> None:
+def test_wait_tickets_returns_false_at_the_deadline() -> None:
     reporter = Reporter()
-    assert reporter.wait_settled(1, deadline=time.monotonic() + 0.05) is False
+    ticket = reporter.queued_one()
+    assert reporter.wait_tickets(ticket, deadline=time.monotonic() + 0.05) is False
 
 
-def test_wait_settled_wakes_when_the_target_is_reached() -> None:
+def test_wait_tickets_wakes_when_its_tickets_settle() -> None:
     reporter = Reporter()
-    settle = threading.Thread(target=reporter.delivered_one, args=(MESSAGE, 0))
+    ticket = reporter.queued_one()
+    settle = threading.Thread(target=reporter.delivered_one, args=(MESSAGE, 0, ticket))
     settle.start()
-    assert reporter.wait_settled(1, deadline=time.monotonic() + 10)
+    assert reporter.wait_tickets(ticket, deadline=time.monotonic() + 10)
     settle.join()
+
+
+def test_later_tickets_do_not_stand_in_for_earlier_ones() -> None:
+    reporter = Reporter()
+    first = reporter.queued_one()
+    later = reporter.queued_one()
+    reporter.delivered_one(MESSAGE, 0, later)
+    assert reporter.wait_tickets(first, deadline=time.monotonic()) is False
+    reporter.delivered_one(MESSAGE, 0, first)
+    assert reporter.wait_tickets(later, deadline=time.monotonic())
+
+
+def test_pending_and_in_flight_follow_each_ticket() -> None:
+    reporter = Reporter()
+    sent, waiting = reporter.queued_one(), reporter.queued_one()
+    reporter.sending_one(sent)
+    assert reporter.snapshot() == gs.Stats(queued=2, pending=1, in_flight=1)
+    reporter.delivered_one(MESSAGE, 0, sent)
+    reporter.dropped_one(MESSAGE, error(), waiting)
+    assert reporter.snapshot() == gs.Stats(queued=2, delivered=1, dropped=1)
+
+
+def test_enqueue_refuses_once_closed() -> None:
+    reporter = Reporter()
+    reporter.closed = True
+    queued: list[object] = []
+    with pytest.raises(gs.ClientClosedError):
+        reporter.enqueue(queued.append, MESSAGE)
+    assert (queued, reporter.queued) == ([], 0)
 
 
 def test_warnings_are_throttled_and_say_how_many_were_skipped(
