@@ -114,7 +114,7 @@ class Reporter:
 
         The ticket follows the message: pass it to :meth:`sending_one` when a sender takes
         the message, and to the ``*_one`` method that settles it. Tickets are 1, 2, 3, ...
-        in queueing order, which lets :meth:`wait_tickets` wait for exactly the messages
+        in queueing order, which lets :meth:`wait_queued` wait for exactly the messages
         queued before a given moment.
         """
         with self.lock:
@@ -143,19 +143,12 @@ class Reporter:
             self.pending -= 1
             self.in_flight += 1
 
-    @property
-    def last_ticket(self) -> int:
-        """The ticket of the message queued last; 0 before the first."""
-        with self.lock:
-            return self.queued
-
-    def wait_tickets(self, ticket: int, deadline: float | None) -> bool:
-        """Wait until every message queued up to ``ticket`` has been settled.
+    def wait_queued(self, deadline: float | None) -> bool:
+        """Wait until every message queued so far has been settled.
 
         Messages queued later, by other threads, neither hasten nor delay the wait.
 
         Args:
-            ticket: The last ticket to wait for, e.g. :attr:`last_ticket` at the time.
             deadline: A :func:`time.monotonic` time to give up at; ``None`` waits as long
                 as it takes.
 
@@ -163,12 +156,12 @@ class Reporter:
             Whether they all settled in time.
         """
         with self.settled:
-            # Every ticket up to `ticket` exists already, so all settled so far are among
-            # them; from here on, _close counts the ones that are.
-            waiter = [ticket, self._settled_tickets]
+            # Tickets 1..queued are all the tickets there are, so every one settled so far
+            # is among them; from here on, _close counts the ones that settle.
+            waiter = [self.queued, self._settled_tickets]
             self._waiters.append(waiter)
             try:
-                while waiter[1] < ticket:
+                while waiter[1] < waiter[0]:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return False

@@ -242,7 +242,7 @@ class ThreadedEngine:
             return False
         # Waits for the messages queued before this call, by ticket: counting settled
         # messages instead would let other threads' later messages stand in for them.
-        return self._reporter.wait_tickets(self._reporter.last_ticket, _deadline(timeout))
+        return self._reporter.wait_queued(_deadline(timeout))
 
     def shutdown(self, timeout: float | None) -> bool:
         """Flush within the deadline, then stop; report whatever is left as not delivered.

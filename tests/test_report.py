@@ -58,29 +58,38 @@ def test_a_raising_callback_is_logged_not_raised(caplog: pytest.LogCaptureFixtur
     assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [RuntimeError] * 2
 
 
-def test_wait_tickets_returns_false_at_the_deadline() -> None:
+def test_wait_queued_returns_false_at_the_deadline() -> None:
     reporter = Reporter()
-    ticket = reporter.queued_one()
-    assert reporter.wait_tickets(ticket, deadline=time.monotonic() + 0.05) is False
+    reporter.queued_one()
+    assert reporter.wait_queued(deadline=time.monotonic() + 0.05) is False
 
 
-def test_wait_tickets_wakes_when_its_tickets_settle() -> None:
+def test_wait_queued_wakes_when_what_was_queued_settles() -> None:
     reporter = Reporter()
     ticket = reporter.queued_one()
     settle = threading.Thread(target=reporter.delivered_one, args=(MESSAGE, 0, ticket))
     settle.start()
-    assert reporter.wait_tickets(ticket, deadline=time.monotonic() + 10)
+    assert reporter.wait_queued(deadline=time.monotonic() + 10)
     settle.join()
 
 
-def test_later_tickets_do_not_stand_in_for_earlier_ones() -> None:
+def test_messages_queued_later_do_not_stand_in_for_earlier_ones() -> None:
     reporter = Reporter()
     first = reporter.queued_one()
+    result: list[bool] = []
+    waiting = threading.Thread(
+        target=lambda: result.append(reporter.wait_queued(time.monotonic() + 10))
+    )
+    waiting.start()
+    registered = time.monotonic() + 10
+    while not reporter._waiters and time.monotonic() < registered:
+        threading.Event().wait(0.001)  # until the waiter has counted what came before it
     later = reporter.queued_one()
     reporter.delivered_one(MESSAGE, 0, later)
-    assert reporter.wait_tickets(first, deadline=time.monotonic()) is False
+    assert waiting.is_alive()
     reporter.delivered_one(MESSAGE, 0, first)
-    assert reporter.wait_tickets(later, deadline=time.monotonic())
+    waiting.join(timeout=10)
+    assert result == [True]
 
 
 def test_pending_and_in_flight_follow_each_ticket() -> None:
