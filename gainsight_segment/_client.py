@@ -23,7 +23,7 @@ from ._config import (
 )
 from ._engine import DryRunEngine, Engine, SyncEngine
 from ._errors import ClientClosedError
-from ._message import Id, Message, MessageBuilder, Properties, Timestamp
+from ._message import Id, Message, MessageBuilder, Properties, Timestamp, check_event
 from ._receipt import Outcome, Receipt
 from ._report import ErrorCallback, Reporter, Stats, SuccessCallback
 from ._transport import Transport
@@ -217,10 +217,17 @@ class Client:
             The message id and what became of the message.
 
         Raises:
-            InvalidMessageError: When the message cannot be built (also for events the
-                whitelist skips, so mistakes show whatever the whitelist).
+            InvalidMessageError: When the message cannot be built. A track the whitelist
+                skips is not built, so only its event name is checked.
             ClientClosedError: When the client was shut down.
         """
+        if self._closed:
+            raise ClientClosedError("the client was shut down; create a new Client")
+        if not self._whitelist.allows(check_event(event)):
+            # Skipped before anything is built: most apps skip most of their events.
+            self._reporter.count_filtered()
+            skipped_id = self._builder.new_id() if message_id is None else str(message_id)
+            return Receipt(skipped_id, Outcome.FILTERED)
         message = self._builder.track(
             user_id,
             event,
@@ -231,9 +238,6 @@ class Client:
             message_id=message_id,
             integrations=integrations,
         )
-        if not self._whitelist.allows(event):
-            self._reporter.count_filtered()
-            return Receipt(message.message_id, Outcome.FILTERED)
         return self._submit(message)
 
     def _submit(self, message: Message) -> Receipt:
@@ -302,17 +306,16 @@ class Client:
 
         Messages still queued or in flight when the deadline passes are reported to
         ``on_error`` and counted as dropped or failed. Later ``identify``, ``track`` and
-        ``group`` calls raise :class:`ClientClosedError`; ``flush`` and ``shutdown``
-        return at once.
+        ``group`` calls raise :class:`ClientClosedError`; ``flush`` returns at once.
 
         Args:
             timeout: Seconds for the whole shutdown; ``None`` waits until delivery ends.
 
         Returns:
-            ``True`` if nothing was left undelivered by the deadline.
+            ``True`` if every message was delivered or given up (and reported) before the
+            deadline; ``False`` if the deadline cut delivery short. A later or concurrent
+            call waits for the first one and returns its answer.
         """
-        if self._closed:
-            return True
         self._closed = True
         return self._engine.shutdown(timeout)
 

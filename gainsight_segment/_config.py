@@ -33,7 +33,7 @@ EVENT_PATH = "/clickstream/segmentio/event"
 _UUID_LAYOUT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_LOOPBACK_NAMES = frozenset({"localhost"})
 
 Verify = Union[bool, str]
 
@@ -224,6 +224,29 @@ def _check_proxies(instance: object, attribute: attrs.Attribute[Any], value: obj
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ConfigurationError("proxies: must be a mapping of scheme to proxy URL strings")
+    for scheme, url in value.items():
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            host = None
+        if parts.scheme not in ("http", "https") or not host:
+            raise ConfigurationError(
+                f"proxies[{scheme!r}]: must be an http:// or https:// URL with a host"
+            )
+
+
+def _show_proxies(value: Mapping[str, str]) -> str:
+    # A proxy URL may carry credentials: show where it goes, never who logs in.
+    shown = {scheme: re.sub(r"//[^@/]*@", "//****@", url) for scheme, url in value.items()}
+    return repr(shown)
+
+
+def _check_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(
+            f"{attribute.name}: must be True or False, got {type(value).__name__}"
+        )
 
 
 def _freeze_proxies(value: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -285,11 +308,11 @@ class Settings:
     )
     block_timeout: float = attrs.field(default=DEFAULT_BLOCK_TIMEOUT, validator=_check_non_negative)
     exit_timeout: float = attrs.field(default=DEFAULT_EXIT_TIMEOUT, validator=_check_non_negative)
-    sync_mode: bool = False
-    send: bool = True
+    sync_mode: bool = attrs.field(default=False, validator=_check_bool)
+    send: bool = attrs.field(default=True, validator=_check_bool)
     verify: Verify = attrs.field(default=True, validator=_check_verify)
     proxies: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_freeze_proxies, validator=_check_proxies
+        factory=dict, converter=_freeze_proxies, validator=_check_proxies, repr=_show_proxies
     )
 
     @property

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ._errors import DeliveryError
 from ._message import Message
 from ._receipt import Outcome, Receipt
-from ._report import Reporter, Stats
-from ._transport import Transport
+from ._report import Reporter, Stats, logger
+from ._transport import Attempt, Transport
 
 
 class Engine(Protocol):
@@ -26,6 +27,38 @@ class Engine(Protocol):
         """The counters."""
 
 
+def send(transport: Transport, message: Message) -> Attempt:
+    """Send one message; an unexpected error becomes a failed attempt, never an exception.
+
+    Transport.send reports every foreseen failure itself; anything else (a bug, a setting
+    the platform cannot honour) must still settle the message, or flush() would wait for it
+    until its deadline and the counters would never reconcile.
+    """
+    try:
+        return transport.send(message)
+    except Exception as exc:
+        logger.exception("unexpected error while sending message %s", message.message_id)
+        reason = f"unexpected error while sending: {type(exc).__name__}"
+        return Attempt(0, DeliveryError(reason, message_id=message.message_id))
+
+
+def report(reporter: Reporter, message: Message, attempt: Attempt, ticket: int) -> None:
+    """Report a sent message's outcome and settle its ticket."""
+    if attempt.error is None:
+        reporter.delivered_one(message, attempt.retries, ticket)
+    else:
+        reporter.failed_one(message, attempt.error, attempt.retries, ticket)
+
+
+def send_and_report(
+    transport: Transport, reporter: Reporter, message: Message, ticket: int
+) -> Attempt:
+    """Send one message, report its outcome, and return it."""
+    attempt = send(transport, message)
+    report(reporter, message, attempt, ticket)
+    return attempt
+
+
 class SyncEngine:
     """Sends each message in the caller's thread (``sync_mode=True``).
 
@@ -41,13 +74,11 @@ class SyncEngine:
     def submit(self, message: Message) -> Receipt:
         """Send the message now; delivery failures are reported, not raised."""
         reporter = self._reporter
-        with reporter.lock:
-            reporter.queued += 1
-        attempt = self._transport.send(message)
+        ticket = reporter.queued_one()
+        reporter.sending_one(ticket)
+        attempt = send_and_report(self._transport, reporter, message, ticket)
         if attempt.error is None:
-            reporter.delivered_one(message, attempt.retries)
             return Receipt(message.message_id, Outcome.SENT)
-        reporter.failed_one(message, attempt.error, attempt.retries)
         return Receipt(message.message_id, Outcome.FAILED, attempt.error)
 
     def flush(self, timeout: float | None) -> bool:
@@ -61,7 +92,7 @@ class SyncEngine:
 
     def stats(self) -> Stats:
         """The counters."""
-        return self._reporter.snapshot(pending=0, in_flight=0)
+        return self._reporter.snapshot()
 
 
 class DryRunEngine:
@@ -88,4 +119,4 @@ class DryRunEngine:
 
     def stats(self) -> Stats:
         """The counters."""
-        return self._reporter.snapshot(pending=0, in_flight=0)
+        return self._reporter.snapshot()

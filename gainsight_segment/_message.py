@@ -226,6 +226,20 @@ def _first_problem(payload: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _too_deep(payload: Mapping[str, Any]) -> bool:
+    """Tell whether containers nest deeper than the limit, visiting containers only."""
+    stack: list[tuple[Any, int]] = [(payload, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth >= _MAX_DEPTH:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend(
+            (child, depth + 1) for child in children if isinstance(child, (dict, list, tuple))
+        )
+    return False
+
+
 def serialize(payload: Mapping[str, Any]) -> bytes:
     """Serialize a payload as compact UTF-8 JSON, converting what JSON lacks.
 
@@ -249,7 +263,7 @@ def serialize(payload: Mapping[str, Any]) -> bytes:
     # a real "null" key or an escaped '\"null\":' in a string only costs that walk.
     # Likewise, nesting deeper than the limit encodes fine up to Python's recursion limit,
     # yet receivers refuse it; only a message with that many brackets can be that deep.
-    if '"null":' in text or text.count("{") + text.count("[") > _MAX_DEPTH:
+    if '"null":' in text or (text.count("{") + text.count("[") > _MAX_DEPTH and _too_deep(payload)):
         problem = _first_problem(payload)
         if problem:
             raise InvalidMessageError(problem)
@@ -273,6 +287,17 @@ def _id(field: str, value: object) -> str:
         return str(value)
     except ValueError:  # an int over sys.get_int_max_str_digits()
         raise InvalidMessageError(f"{field}: integer has too many digits") from None
+
+
+def check_event(event: object) -> str:
+    """Return a track's event name, checked.
+
+    Raises:
+        InvalidMessageError: Unless it is a string with something besides white space.
+    """
+    if not isinstance(event, str) or not event or event.isspace():
+        raise InvalidMessageError("event: must be a non-empty string")
+    return event
 
 
 def _mapping(field: str, value: object) -> dict[str, Any]:
@@ -432,12 +457,10 @@ class MessageBuilder:
         integrations: Properties = None,
     ) -> Message:
         """Build a track message; the options as for :meth:`build`."""
-        if not isinstance(event, str) or not event or event.isspace():
-            raise InvalidMessageError("event: must be a non-empty string")
         return self.build(
             "track",
             user_id,
-            {"event": event, "properties": _mapping("properties", properties)},
+            {"event": check_event(event), "properties": _mapping("properties", properties)},
             anonymous_id=anonymous_id,
             context=context,
             timestamp=timestamp,

@@ -122,8 +122,18 @@ class Reporter:
             self.pending += 1
             return self.queued
 
-    def enqueue(self, put: Callable[[tuple[int, Message]], object], message: Message) -> None:
+    def enqueue(
+        self, put: Callable[[tuple[int, Message]], object], message: Message, limit: int
+    ) -> bool:
         """Count a message queued and hand it, with its ticket, to ``put``, in one step.
+
+        Args:
+            put: Puts ``(ticket, message)`` on the queue.
+            message: The message.
+            limit: How many messages may be pending at most.
+
+        Returns:
+            ``False``, queueing nothing, when ``limit`` messages are pending already.
 
         Raises:
             ClientClosedError: When :attr:`closed` was set: nothing is queued after the
@@ -132,9 +142,12 @@ class Reporter:
         with self.lock:
             if self.closed:
                 raise ClientClosedError("the client was shut down; create a new Client")
+            if self.pending >= limit:
+                return False
             self.queued += 1
             self.pending += 1
             put((self.queued, message))
+            return True
 
     def sending_one(self, ticket: int) -> None:
         """Count a queued message as taken by a sender."""
@@ -192,35 +205,38 @@ class Reporter:
     def delivered_one(self, message: Message, retries: int, ticket: int | None = None) -> None:
         """Report a delivered message (and settle its ticket, if it has one)."""
         # Callbacks run before the message counts as settled, so that once flush()
-        # returns, every callback for what it waited on has run.
-        if self.on_success is not None:
-            self._call(self.on_success, message)
-        with self.lock:
-            self.delivered += 1
-            self.retried += retries
-            self._close(ticket)
-            self.settled.notify_all()
+        # returns, every callback for what it waited on has run; the counters move
+        # whatever the callbacks or the log do.
+        try:
+            if self.on_success is not None:
+                self._call(self.on_success, message)
+        finally:
+            self._settle("delivered", retries, ticket)
 
     def failed_one(
         self, message: Message, error: DeliveryError, retries: int, ticket: int | None = None
     ) -> None:
         """Report a message given up after it was sent (and settle its ticket)."""
-        self._warn("not delivered", message, error)
-        self._error(message, error)
-        with self.lock:
-            self.failed += 1
-            self.retried += retries
-            self._close(ticket)
-            self.settled.notify_all()
+        try:
+            self._warn("not delivered", message, error)
+            self._error(message, error)
+        finally:
+            self._settle("failed", retries, ticket)
 
     def dropped_one(
         self, message: Message, error: DeliveryError, ticket: int | None = None
     ) -> None:
         """Report a message never sent: queue full, shutdown deadline (and settle its ticket)."""
-        self._warn("dropped", message, error)
-        self._error(message, error)
+        try:
+            self._warn("dropped", message, error)
+            self._error(message, error)
+        finally:
+            self._settle("dropped", 0, ticket)
+
+    def _settle(self, outcome: str, retries: int, ticket: int | None) -> None:
         with self.lock:
-            self.dropped += 1
+            setattr(self, outcome, getattr(self, outcome) + 1)
+            self.retried += retries
             self._close(ticket)
             self.settled.notify_all()
 
@@ -252,5 +268,5 @@ class Reporter:
         # sender thread's stack): nothing in reporting may keep a message from settling.
         try:
             callback(*args, message.payload())
-        except Exception:
+        except BaseException:  # even SystemExit: a callback must not stop a sender
             logger.exception("the %r callback raised", getattr(callback, "__name__", callback))

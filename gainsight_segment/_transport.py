@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from typing import Any
@@ -57,6 +58,15 @@ class _Retry(Retry):
         assert self.control is not None
         self.control.retries += 1
         return retry
+
+    def get_backoff_time(self) -> float:
+        # urllib3 waits nothing before the first retry; after an outage every sender of
+        # every process would then come back at once. Jitter spreads them out.
+        retries = len(self.history)
+        if retries == 0:
+            return 0.0
+        backoff = self.backoff_factor * 2 ** (retries - 1) + random.random() * self.backoff_jitter
+        return float(min(self.backoff_max, backoff))
 
     def parse_retry_after(self, retry_after: str) -> float:
         try:
@@ -131,7 +141,7 @@ class Transport:
         # Environment look-ups (proxies, netrc) on every request are slow and would let
         # the environment redirect the key; proxies are an explicit setting instead.
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.workers, max_retries=retry)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.workers)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         # The session's adapter picks, once, the connection pool it owns for the endpoint:

@@ -13,17 +13,17 @@ import weakref
 from typing import Callable, Union
 
 from ._config import Settings
+from ._engine import report, send
 from ._errors import ClientClosedError, DeliveryError
 from ._message import Message
 from ._receipt import Outcome, Receipt
 from ._report import Reporter, Stats, logger
-from ._transport import Attempt, Transport
+from ._transport import Transport
 
 _STOP = object()
 # Idle senders wake this often to notice a stop they were not told about (every wait
 # has a deadline).
 _IDLE_WAKE = 5.0
-_JOIN_GRACE = 0.2
 
 # A queued message travels with the ticket its reporter gave it (see Reporter.queued_one).
 _Item = Union[tuple[int, Message], object]
@@ -77,6 +77,8 @@ class ThreadedEngine:
         self._reporter = reporter
         self._make_transport = make_transport
         self._closed = False
+        self._shut_down = threading.Event()
+        self._settled_at_shutdown = True
         self._fresh_state()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, ref))
@@ -119,7 +121,11 @@ class ThreadedEngine:
                     name=f"gainsight-segment-sender-{index}",
                     daemon=True,
                 )
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:  # out of threads, or the interpreter is exiting
+                    logger.exception("could not start sender thread %d", index)
+                    return
                 self._threads.append(thread)
 
     def submit(self, message: Message) -> Receipt:
@@ -130,26 +136,30 @@ class ThreadedEngine:
         """
         if self._closed:
             raise ClientClosedError("the client was shut down; create a new Client")
-        if self._pid != os.getpid():
-            # Forked without Python's fork hooks (uWSGI without py-call-osafterfork, a fork
-            # from C code): catch up now, before touching anything shared with the parent.
-            self._after_fork()
+        self._check_pid()
         if not self._threads:
             self._start()
-        reporter = self._reporter
-        if self._queue.qsize() >= self._settings.max_queue_size and not self._wait_for_space():
-            error = DeliveryError(
-                f"queue full ({self._settings.max_queue_size} messages): message dropped",
-                message_id=message.message_id,
-            )
-            reporter.dropped_one(message, error, reporter.queued_one())
-            return Receipt(message.message_id, Outcome.DROPPED, error)
-        # Queued under the lock shutdown() closes with: a message put after shutdown
-        # drained the queue would never be sent nor reported.
-        reporter.enqueue(self._queue.put, message)
-        return Receipt(message.message_id, Outcome.QUEUED)
+            if not self._threads:
+                return self._drop(message, "no sender thread could be started")
+        limit = self._settings.max_queue_size
+        # The bound is checked and the message queued under the lock shutdown() closes
+        # with: exact under concurrent callers, and nothing is queued after the last drain.
+        if self._reporter.enqueue(self._queue.put, message, limit) or self._wait_for_space(message):
+            return Receipt(message.message_id, Outcome.QUEUED)
+        return self._drop(message, f"queue full ({limit} messages): message dropped")
 
-    def _wait_for_space(self) -> bool:
+    def _drop(self, message: Message, reason: str) -> Receipt:
+        error = DeliveryError(reason, message_id=message.message_id)
+        self._reporter.dropped_one(message, error, self._reporter.queued_one())
+        return Receipt(message.message_id, Outcome.DROPPED, error)
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():
+            # Forked without Python's fork hooks (uWSGI without py-call-osafterfork, a fork
+            # from C code): catch up before touching anything shared with the parent.
+            self._after_fork()
+
+    def _wait_for_space(self, message: Message) -> bool:
         settings = self._settings
         if settings.on_queue_full != "block":
             return False
@@ -157,7 +167,7 @@ class ThreadedEngine:
         with self._space:
             self._blocked += 1
             try:
-                while self._queue.qsize() >= settings.max_queue_size:
+                while not self._reporter.enqueue(self._queue.put, message, settings.max_queue_size):
                     remaining = _remaining(deadline)
                     if remaining is not None and remaining <= 0:
                         return False
@@ -180,6 +190,8 @@ class ThreadedEngine:
                 return
             assert isinstance(item, tuple)
             ticket, message = item
+            # Counted as taken before a blocked caller is woken, so that it finds the room.
+            self._reporter.sending_one(ticket)
             if self._blocked:
                 with self._space:
                     self._space.notify()
@@ -190,8 +202,13 @@ class ThreadedEngine:
 
     def _deliver(self, ticket: int, message: Message) -> None:
         reporter = self._reporter
-        reporter.sending_one(ticket)
-        if self._interrupt.is_set():
+        # Checked and registered in one step with shutdown's give-up of what is in flight,
+        # so that no message slips between the two.
+        with self._lock:
+            stopping = self._interrupt.is_set()
+            if not stopping:
+                self._in_flight[ticket] = message
+        if stopping:
             reporter.dropped_one(
                 message,
                 DeliveryError(
@@ -200,32 +217,19 @@ class ThreadedEngine:
                 ticket,
             )
             return
-        with self._lock:
-            self._in_flight[ticket] = message
-        try:
-            attempt = self._transport.send(message)
-        except Exception as exc:
-            # Transport.send reports every foreseen failure itself; anything else (a bug, a
-            # setting the platform cannot honour) must still settle the message, or flush()
-            # would wait for it until its deadline and the counters would never reconcile.
-            logger.exception("unexpected error while sending message %s", message.message_id)
-            attempt = Attempt(
-                0,
-                DeliveryError(
-                    f"unexpected error while sending: {type(exc).__name__}",
-                    message_id=message.message_id,
-                ),
-            )
+        attempt = send(self._transport, message)
         with self._lock:
             ours = self._in_flight.pop(ticket, None) is not None
-        if not ours:
+        if ours:
+            report(reporter, message, attempt, ticket)
+        else:
             # The shutdown deadline passed while this request was in flight and it was
             # reported then; report nothing twice.
-            logger.debug("message %s settled after shutdown gave it up", message.message_id)
-        elif attempt.error is None:
-            reporter.delivered_one(message, attempt.retries, ticket)
-        else:
-            reporter.failed_one(message, attempt.error, attempt.retries, ticket)
+            logger.info(
+                "message %s settled (%s) after shutdown had given it up",
+                message.message_id,
+                "delivered" if attempt.error is None else "not delivered",
+            )
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until every message queued so far is delivered or given up.
@@ -236,6 +240,7 @@ class ThreadedEngine:
         Returns:
             ``True`` if everything settled in time. Whatever is left stays queued.
         """
+        self._check_pid()
         if threading.current_thread() in self._threads:
             # Called from a callback on a sender thread: waiting would wait for itself.
             logger.warning("flush() called from a sender thread: not waiting")
@@ -253,10 +258,21 @@ class ThreadedEngine:
         Returns:
             ``True`` if every message was delivered or given up before the deadline.
         """
+        self._check_pid()
         with self._lock:
-            if self._closed:
-                return True
+            first = not self._closed
             self._closed = True
+        if not first:
+            # Another call is shutting down (or has): its answer is this one's too.
+            done = self._shut_down.wait(_remaining(_deadline(timeout)))
+            return done and self._settled_at_shutdown
+        try:
+            self._settled_at_shutdown = self._stop(timeout)
+        finally:
+            self._shut_down.set()
+        return self._settled_at_shutdown
+
+    def _stop(self, timeout: float | None) -> bool:
         atexit.unregister(self._exit_hook)
         deadline = _deadline(timeout)
         settled = self.flush(timeout)
@@ -270,7 +286,7 @@ class ThreadedEngine:
             self._queue.put(_STOP)
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(_remaining(deadline) if deadline is not None else None)
+                thread.join(_remaining(deadline))
         self._give_up_in_flight()
         # Senders stuck in a request did not take their stop marker; clear them away.
         self._drop_queued()
@@ -312,6 +328,7 @@ class ThreadedEngine:
 
     def stats(self) -> Stats:
         """The counters, with the messages queued and in flight, read in one step."""
+        self._check_pid()
         return self._reporter.snapshot()
 
 

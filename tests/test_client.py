@@ -112,10 +112,34 @@ def test_whitelist_never_filters_identify_or_group(make_client: ClientFactory) -
     assert client.group("1", "g").outcome is gs.Outcome.SENT
 
 
-def test_a_filtered_track_is_still_validated(make_client: ClientFactory) -> None:
+def test_a_filtered_track_is_skipped_before_it_is_built(make_client: ClientFactory) -> None:
     client = make_client(track_whitelist=["Order Completed"])
-    with pytest.raises(gs.InvalidMessageError, match=r"properties\.price"):
-        client.track("1", "Skipped", {"price": float("nan")})
+    receipt = client.track("1", "Skipped", {"price": float("nan")}, message_id="m-1")
+    assert (receipt.message_id, receipt.outcome) == ("m-1", gs.Outcome.FILTERED)
+
+
+def test_a_filtered_track_still_needs_an_event_name(make_client: ClientFactory) -> None:
+    client = make_client(track_whitelist=["Order Completed"])
+    with pytest.raises(gs.InvalidMessageError, match="event"):
+        client.track("1", "")
+
+
+def test_a_filtered_track_after_shutdown_raises_client_closed(make_client: ClientFactory) -> None:
+    client = make_client(track_whitelist=["Order Completed"])
+    client.shutdown()
+    with pytest.raises(gs.ClientClosedError):
+        client.track("1", "Skipped")
+
+
+def test_a_second_shutdown_returns_the_first_ones_answer(
+    make_client: ClientFactory, collector: LocalCollector
+) -> None:
+    collector.faults = Faults(stall=True)
+    client = make_client(workers=1)
+    client.track("1", "Signed Up")
+    assert client.shutdown(timeout=0.2) is False
+    assert client.shutdown(timeout=0.2) is False
+    collector.release()
 
 
 def test_later_mutation_of_the_callers_dict_does_not_change_what_is_sent(

@@ -386,3 +386,34 @@ def test_settings_proxies_are_read_only() -> None:
 
 def test_settings_proxies_none_means_no_proxies() -> None:
     assert dict(Settings(access_key=KEY, proxies=None).proxies) == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("send", "no", id="send-string"),
+        pytest.param("sync_mode", 1, id="sync-mode-int"),
+    ],
+)
+def test_modes_must_be_booleans(field: str, value: Any) -> None:
+    error = config_error(Settings, access_key=KEY, **{field: value})
+    assert str(error) == f"{field}: must be True or False, got {type(value).__name__}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("socks5://proxy:1080", id="socks"),
+        pytest.param("proxy:3128", id="no-scheme"),
+        pytest.param("http://", id="no-host"),
+    ],
+)
+def test_proxy_urls_must_be_http_with_a_host(url: str) -> None:
+    error = config_error(Settings, access_key=KEY, proxies={"https": url})
+    assert "proxies['https']" in str(error)
+
+
+def test_proxy_credentials_are_masked_in_repr() -> None:
+    settings = Settings(access_key=KEY, proxies={"https": "http://user:hunter2@proxy:3128"})
+    assert "hunter2" not in repr(settings)
+    assert "http://****@proxy:3128" in repr(settings)

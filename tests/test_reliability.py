@@ -643,9 +643,10 @@ FORK_SCRIPT = """
                 client.track(f"child-{k}", "In Worker", {"n": n})
             ok = client.flush(timeout=60)
             stats = client.stats()
-            print(json.dumps({"child": k, "flushed": ok, "queued": stats.queued,
-                              "delivered": stats.delivered, "failed": stats.failed,
-                              "dropped": stats.dropped}), flush=True)
+            # One write per line: processes sharing the pipe must not interleave halves.
+            os.write(1, (json.dumps({"child": k, "flushed": ok, "queued": stats.queued,
+                                     "delivered": stats.delivered, "failed": stats.failed,
+                                     "dropped": stats.dropped}) + "\\n").encode())
             os._exit(0 if ok and stats.delivered == stats.queued == 1000 else 1)
         children.append(pid)
     for n in range(500):
@@ -653,8 +654,9 @@ FORK_SCRIPT = """
     codes = [os.waitpid(pid, 0)[1] for pid in children]
     flushed = client.flush(timeout=60)
     stats = client.stats()
-    print(json.dumps({"parent": True, "codes": codes, "flushed": flushed,
-                      "queued": stats.queued, "delivered": stats.delivered}), flush=True)
+    report = {"parent": True, "codes": codes, "flushed": flushed,
+              "queued": stats.queued, "delivered": stats.delivered}
+    os.write(1, (json.dumps(report) + "\\n").encode())
     sys.exit(0 if flushed and not any(codes) else 1)
 """
 

@@ -107,8 +107,35 @@ def test_enqueue_refuses_once_closed() -> None:
     reporter.closed = True
     queued: list[object] = []
     with pytest.raises(gs.ClientClosedError):
-        reporter.enqueue(queued.append, MESSAGE)
+        reporter.enqueue(queued.append, MESSAGE, limit=10)
     assert (queued, reporter.queued) == ([], 0)
+
+
+def test_enqueue_refuses_past_the_limit_of_pending_messages() -> None:
+    reporter = Reporter()
+    queued: list[object] = []
+    assert [reporter.enqueue(queued.append, MESSAGE, limit=2) for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    assert [ticket for ticket, _ in queued] == [1, 2]  # type: ignore[misc]
+    assert reporter.snapshot() == gs.Stats(queued=2, pending=2)
+
+
+def test_a_raising_log_handler_still_settles_the_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reporter = Reporter()
+    ticket = reporter.queued_one()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a broken log handler")
+
+    monkeypatch.setattr("gainsight_segment._report.logger.warning", broken)
+    with pytest.raises(RuntimeError):
+        reporter.failed_one(MESSAGE, error(), 0, ticket)
+    assert reporter.snapshot() == gs.Stats(queued=1, failed=1)
 
 
 def test_warnings_are_throttled_and_say_how_many_were_skipped(

@@ -224,7 +224,7 @@ class RecordingEvent:
 
 
 def make_retry(event: RecordingEvent, **options: Any) -> _Retry:
-    retry = _Retry(total=3, backoff_factor=0.5, backoff_max=30.0, **options)
+    retry = _Retry(total=3, backoff_factor=0.5, backoff_max=30.0, backoff_jitter=0.5, **options)
     retry.control = _RetryControl(event)  # type: ignore[arg-type]
     return retry
 
@@ -255,6 +255,14 @@ def test_without_retry_after_the_wait_is_the_exponential_backoff() -> None:
     retry.sleep(response_with({}))
     (wait,) = event.waits
     assert 2.0 <= wait <= 2.5  # 0.5 * 2**2, plus up to backoff_factor of jitter
+
+
+def test_the_first_retry_already_waits_with_jitter() -> None:
+    event = RecordingEvent()
+    failure = RequestHistory("POST", "/clickstream/segmentio/event", None, 503, None)
+    make_retry(event).new(history=(failure,)).sleep(response_with({}))
+    (wait,) = event.waits
+    assert 0.5 <= wait <= 1.0  # backoff_factor, plus up to backoff_factor of jitter
 
 
 def test_an_unparsable_retry_after_falls_back_to_backoff() -> None:

@@ -183,15 +183,17 @@ def test_block_policy_drops_after_block_timeout(
     collector.release()
 
 
+@pytest.mark.parametrize("exception", [RuntimeError, SystemExit])
 @pytest.mark.parametrize("callback", ["on_error", "on_success"])
 def test_a_raising_callback_is_logged_and_delivery_goes_on(
     make_client: ClientFactory,
     collector: LocalCollector,
     caplog: pytest.LogCaptureFixture,
     callback: str,
+    exception: type[BaseException],
 ) -> None:
     def explode(*args: Any) -> None:
-        raise RuntimeError("callback bug")
+        raise exception("callback bug")
 
     collector.faults = Faults(statuses=(400,) * 5)
     client = make_client(workers=1, **{callback: explode})
