@@ -227,10 +227,10 @@ def _check_proxies(instance: object, attribute: attrs.Attribute[Any], value: obj
     for scheme, url in value.items():
         try:
             parts = urlsplit(url)
-            host = parts.hostname
+            proxy_scheme, host = parts.scheme, parts.hostname
         except ValueError:
-            host = None
-        if parts.scheme not in ("http", "https") or not host:
+            proxy_scheme, host = "", None
+        if proxy_scheme not in ("http", "https") or not host:
             raise ConfigurationError(
                 f"proxies[{scheme!r}]: must be an http:// or https:// URL with a host"
             )

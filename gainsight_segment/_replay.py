@@ -435,8 +435,18 @@ def run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         raise _Fatal("--rejects must not be the input file")
     source: IO[bytes] = sys.stdin.buffer if from_stdin else open(args.file, "rb")  # noqa: SIM115
     try:
-        with open(rejects_path, "w", encoding="utf-8") as rejects_file:
-            return _replay(args, source, RejectWriter(rejects_file), rejects_path, stdout, stderr)
+        rejects_file = open(rejects_path, "w", encoding="utf-8")  # noqa: SIM115
+        writer = RejectWriter(rejects_file)
+        try:
+            return _replay(args, source, writer, rejects_path, stdout, stderr)
+        finally:
+            try:
+                rejects_file.close()
+            except OSError:
+                # Closing flushes again and fails again; the first failure, which names
+                # the file, is the one to tell.
+                if writer.write_error is None:
+                    raise
     finally:
         if not from_stdin:
             source.close()

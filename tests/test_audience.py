@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import tracemalloc
 from collections.abc import Iterator
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
+from uuid import UUID
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import gainsight_segment as gs
+from gainsight_segment import _audience
 from gainsight_segment._audience import (
     AudienceSync,
     SyncProgress,
@@ -517,9 +523,20 @@ def test_trait_value_that_is_not_json_raises_naming_the_entry(ltv: TraitSync) ->
         ltv.sync([("u1", 1), ("u2", float("nan"))])
 
 
-def test_trait_entry_that_is_not_a_pair_raises(ltv: TraitSync) -> None:
-    with pytest.raises(gs.InvalidMessageError, match=r"values\[0\]: expected a \(user_id"):
-        ltv.sync(["u1"])  # type: ignore[list-item]
+@pytest.mark.parametrize(
+    ("entry", "what"),
+    [
+        pytest.param("u1", "a string", id="string"),
+        pytest.param(5, "int", id="int"),
+        pytest.param(("u1", 1, 2), "tuple", id="triple"),
+    ],
+)
+def test_trait_entry_that_is_not_a_pair_raises(ltv: TraitSync, entry: Any, what: str) -> None:
+    with pytest.raises(
+        gs.InvalidMessageError,
+        match=rf"values\[0\]: expected a \(user_id, value\) pair, got {what}$",
+    ):
+        ltv.sync([entry])
 
 
 def test_trait_value_too_large_to_send_counts_as_failed(
@@ -529,6 +546,101 @@ def test_trait_value_too_large_to_send_counts_as_failed(
     assert (result.added, result.failed) == (1, 1)
     assert isinstance(result.error, gs.InvalidMessageError)
     assert received(collector) == {"u2": 2}
+
+
+def test_sync_result_sent_counts_the_delivered_changes() -> None:
+    result = SyncResult(added=1, removed=2, unchanged=9, failed=4, changed=3)
+    assert (result.sent, result.ok) == (6, False)
+
+
+@pytest.mark.parametrize(
+    ("make", "snapshot"),
+    [
+        pytest.param(AudienceSync, users("u", 5), id="audience"),
+        pytest.param(TraitSync, [(user, 1) for user in users("u", 5)], id="trait"),
+    ],
+)
+def test_progress_reports_reading_now_and_then_while_the_snapshot_is_read(
+    client: gs.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Callable[..., AudienceSync | TraitSync],
+    snapshot: list[Any],
+) -> None:
+    monkeypatch.setattr(_audience, "_PROGRESS_EVERY", 2)
+    seen: list[SyncProgress] = []
+    make(client, KEY, state=MemoryStore()).sync(snapshot, progress=seen.append)
+    assert [p for p in seen if p.phase == "reading"] == [
+        SyncProgress("reading", 2),
+        SyncProgress("reading", 4),
+        SyncProgress("reading", 5, 5),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        pytest.param(date(2024, 1, 2), "2024-01-02T00:00:00.000Z", id="date"),
+        pytest.param(
+            datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+            "2024-01-02T03:04:05.000Z",
+            id="datetime",
+        ),
+        pytest.param(Decimal("12.5"), 12.5, id="decimal"),
+        pytest.param(UUID(int=1), "00000000-0000-0000-0000-000000000001", id="uuid"),
+    ],
+)
+def test_trait_values_are_converted_as_the_client_converts_them(
+    ltv: TraitSync, collector: LocalCollector, value: Any, sent: Any
+) -> None:
+    ltv.sync([("u1", value)])
+    assert received(collector) == {"u1": sent}
+
+
+def test_trait_value_with_unsortable_keys_raises_naming_the_entry(ltv: TraitSync) -> None:
+    with pytest.raises(
+        gs.InvalidMessageError, match=r"values\[0\]: traits\.lifetime_value: '<' not supported"
+    ):
+        ltv.sync([("u1", {1: "a", "b": 2})])
+
+
+def test_trait_preview_counts_changes_and_sends_nothing(
+    ltv: TraitSync, collector: LocalCollector
+) -> None:
+    ltv.sync([("u1", 1), ("u2", 2)])
+    collector.clear()
+    result = ltv.preview([("u1", 10), ("u3", 3)])
+    assert result == SyncResult(added=1, removed=1, changed=1)
+    assert collector.requests == []
+
+
+@pytest.mark.parametrize("make", [AudienceSync, TraitSync])
+def test_repr_shows_the_key_and_the_store(
+    client: gs.Client, make: Callable[..., AudienceSync | TraitSync]
+) -> None:
+    sync = make(client, "VIP customers", state=MemoryStore())
+    assert repr(sync) == f"<{make.__name__} 'vip_customers' store=<MemoryStore keys=[]>>"
+
+
+@pytest.mark.parametrize("setting", ["concurrency", "batch_size"])
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, "2"])
+def test_settings_that_are_not_positive_integers_are_configuration_errors(
+    client: gs.Client, setting: str, value: Any
+) -> None:
+    with pytest.raises(gs.ConfigurationError, match=rf"^{setting}: must be an integer >= 1"):
+        AudienceSync(client, KEY, state=MemoryStore(), **{setting: value})
+
+
+def test_a_receipt_other_than_sent_is_not_taken_as_a_confirmation() -> None:
+    class QueueingClient(gs.Client):
+        def identify(self, *args: Any, **kwargs: Any) -> gs.Receipt:
+            return gs.Receipt("m-1", gs.Outcome.QUEUED)
+
+    client = QueueingClient(ACCESS_KEY, sync_mode=True, exit_timeout=0)
+    audience = AudienceSync(client, KEY, state=MemoryStore())
+    result = audience.sync(["u1"])
+    assert (result.added, result.failed) == (0, 1)
+    assert str(result.error) == "delivery not confirmed (outcome queued)"
+    assert audience.preview(["u1"]).added == 1
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -658,3 +770,136 @@ def test_cli_usage_error_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
         "gainsight-segment: error: the following arguments are required: --members"
     )
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "four"])
+def test_cli_concurrency_that_is_not_a_positive_number_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert audience_main(["sync", KEY, "--members", "-", "--concurrency", value]) == 2
+    assert capsys.readouterr().err == (
+        f"gainsight-segment: error: argument --concurrency: must be a whole number >= 1, "
+        f"got '{value}' (see 'gainsight-segment audience sync --help')\n"
+    )
+
+
+def test_cli_reads_members_from_stdin_and_leaves_it_open(
+    state: Path, cli_env: list[str], collector: LocalCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stdin = io.StringIO("u1\nu2\n")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert audience_main(["sync", KEY, "--members", "-", "--state", str(state), *cli_env]) == 0
+    assert received(collector) == {"u1": True, "u2": True}
+    assert not stdin.closed
+
+
+def test_cli_csv_rows_without_an_id_in_the_column_are_skipped(
+    tmp_path: Path, state: Path, cli_env: list[str], collector: LocalCollector
+) -> None:
+    members = tmp_path / "members.csv"
+    members.write_text("email,user_id\na@x.io,u1\nb@x.io\nc@x.io,  \nd@x.io,u4\n")
+    argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
+    assert audience_main([*argv, *cli_env]) == 0
+    assert received(collector) == {"u1": True, "u4": True}
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        pytest.param(b"", "the members file is empty: expected a CSV header", id="empty-csv"),
+        pytest.param(
+            b"user_id\nu1\n\xff\n",
+            "reading the members file: 'utf-8' codec can't decode byte 0xff",
+            id="not-utf8",
+        ),
+        pytest.param(
+            b"user_id\n" + b"x" * 200_000 + b"\n",
+            "reading the members file: field larger than field limit",
+            id="huge-field",
+        ),
+    ],
+)
+def test_cli_unreadable_members_are_a_one_line_error(
+    tmp_path: Path,
+    state: Path,
+    cli_env: list[str],
+    collector: LocalCollector,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    error: str,
+) -> None:
+    members = tmp_path / "members.csv"
+    members.write_bytes(content)
+    argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
+    assert audience_main([*argv, *cli_env]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gainsight-segment: error: {error}")
+    assert err.count("\n") == 1
+    assert collector.requests == []
+
+
+def test_cli_state_file_of_another_shape_is_a_one_line_error(
+    tmp_path: Path, state: Path, cli_env: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sqlite3.connect(state) as db:
+        db.execute("CREATE TABLE gainsight_sync_state (id INTEGER)")
+    members = tmp_path / "members.txt"
+    members.write_text("u1\n")
+    argv = ["sync", KEY, "--members", str(members), "--state", str(state)]
+    assert audience_main([*argv, *cli_env]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"gainsight-segment: error: state file {str(state)!r}: no such column"
+    )
+
+
+def test_cli_ctrl_c_exits_130_and_says_to_run_it_again(
+    tmp_path: Path,
+    state: Path,
+    cli_env: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> SyncResult:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(AudienceSync, "sync", interrupted)
+    members = tmp_path / "members.txt"
+    members.write_text("u1\n")
+    argv = ["sync", KEY, "--members", str(members), "--state", str(state)]
+    assert audience_main([*argv, *cli_env]) == 130
+    assert capsys.readouterr().err == (
+        "gainsight-segment: error: interrupted: the changes delivered so far are recorded; "
+        "run the same sync again to send the rest\n"
+    )
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_cli_progress_is_printed_at_most_once_a_second_but_always_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, stream = _Clock(), io.StringIO()
+    monkeypatch.setattr(_audience, "time", clock)
+    printer = _audience._Printer(stream)
+    for now, progress in [
+        (10.0, SyncProgress("reading", 100_000)),
+        (10.5, SyncProgress("reading", 200_000)),
+        (11.2, SyncProgress("reading", 300_000)),
+        (11.3, SyncProgress("reading", 300_001, 300_001)),
+        (11.4, SyncProgress("sending", 5, 9)),
+        (11.5, SyncProgress("sending", 9, 9)),
+    ]:
+        clock.now = now
+        printer(progress)
+    assert stream.getvalue().splitlines() == [
+        "read 100,000 members...",
+        "read 300,000 members...",
+        "read 300,001 members",
+        "sent 9 of 9 changes",
+    ]

@@ -151,3 +151,29 @@ def test_closing_the_store_before_its_diff_is_harmless(tmp_path: Path) -> None:
     store.close()
     diff.close()
     assert list(diff.batches(10)) == []
+
+
+def test_state_in_a_missing_directory_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "state.sqlite3"
+    with pytest.raises(gs.ConfigurationError, match=r"state '.*state\.sqlite3': cannot open"):
+        SQLiteStore(path)
+
+
+def test_a_confirm_the_database_refuses_records_none_of_its_changes(tmp_path: Path) -> None:
+    refused = StateChange(None, "true", None)  # type: ignore[arg-type]
+    with SQLiteStore(tmp_path / "state.sqlite3") as store:
+        with pytest.raises(sqlite3.IntegrityError):
+            store.confirm(KEY, [StateChange("u1", "true", None), refused])
+        assert list(store.items(KEY)) == []
+
+
+def test_items_lists_the_confirmed_values_by_user_id(store: StateStore) -> None:
+    confirm_all(store, KEY, [("u2", "2"), ("u1", "1")])
+    confirm_all(store, "other", [("u0", "0")])
+    assert list(store.items(KEY)) == [("u1", "1"), ("u2", "2")]  # type: ignore[attr-defined]
+
+
+def test_sqlite_store_repr_shows_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    with SQLiteStore(path) as store:
+        assert repr(store) == f"<SQLiteStore {str(path)!r}>"

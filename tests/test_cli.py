@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 import gainsight_segment as gs
+from gainsight_segment import _cli, _collector
 from gainsight_segment._cli import main
 from gainsight_segment._collector import Faults, LocalCollector
 
@@ -446,3 +450,248 @@ def test_audience_without_its_module_is_a_one_line_error(
     )
     assert main(["audience", "sync"]) == 2
     assert_one_error_line(capsys.readouterr().err, "audience command is not available")
+
+
+# collector, in-process -------------------------------------------------------------------
+
+
+class _Stdout(io.StringIO):
+    """A stdout that can be told to refuse what ASCII cannot encode, like a C-locale tty."""
+
+    def __init__(self, *, ascii_only: bool = False) -> None:
+        super().__init__()
+        self._ascii_only = ascii_only
+
+    def write(self, text: str) -> int:
+        if self._ascii_only:
+            text.encode("ascii")
+        return super().write(text)
+
+    def endpoint(self) -> str:
+        match = re.match(r"listening on (http://127\.0\.0\.1:\d+)\n", self.getvalue())
+        assert match, self.getvalue()
+        return match[1]
+
+
+def ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+def sigterm() -> None:
+    # Only while the command's handler is installed: the default one would end pytest.
+    assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+    signal.raise_signal(signal.SIGTERM)
+
+
+def run_collector_command(
+    monkeypatch: pytest.MonkeyPatch,
+    out: _Stdout,
+    *args: str,
+    meanwhile: Callable[[str], None],
+    stop: Callable[[], None],
+) -> int:
+    """Run ``main(["collector", ...])`` in this thread. Its first wait for Ctrl-C or SIGTERM
+    runs ``meanwhile(endpoint)`` and times out at once; its second calls ``stop()``."""
+    waits: list[float | None] = []
+
+    class ScriptedEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            if len(waits) == 1:
+                meanwhile(out.endpoint())
+                return super().wait(0)
+            assert len(waits) == 2, "the collector command did not stop"
+            stop()
+            return super().wait(timeout)
+
+    scripted = types.ModuleType("threading")
+    scripted.__dict__.update(vars(threading))
+    scripted.Event = ScriptedEvent  # type: ignore[attr-defined]
+    monkeypatch.setattr(_cli, "threading", scripted)
+    monkeypatch.setattr(sys, "stdout", out)
+    return main(["collector", *args])
+
+
+def send_tracks(count: int, properties: dict[str, Any] | None = None) -> Callable[[str], None]:
+    def send(endpoint: str) -> None:
+        with gs.Client(ACCESS_KEY, endpoint=endpoint, sync_mode=True) as client:
+            for _ in range(count):
+                client.track("123", "Account Created", properties or {"accountId": ACCOUNT})
+
+    return send
+
+
+@pytest.mark.skipif(not hasattr(signal, "raise_signal"), reason="needs signal.raise_signal")
+@pytest.mark.parametrize(
+    ("stop", "count", "summary"),
+    [
+        pytest.param(ctrl_c, 0, "collector stopped; 0 messages received\n", id="ctrl-c-none"),
+        pytest.param(sigterm, 1, "collector stopped; 1 message received\n", id="sigterm-one"),
+        pytest.param(sigterm, 2, "collector stopped; 2 messages received\n", id="sigterm-two"),
+    ],
+)
+def test_collector_command_stops_with_status_0_and_counts_what_it_received(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stop: Callable[[], None],
+    count: int,
+    summary: str,
+) -> None:
+    status = run_collector_command(monkeypatch, _Stdout(), meanwhile=send_tracks(count), stop=stop)
+    assert (status, capsys.readouterr().err) == (0, summary)
+
+
+def test_collector_command_prints_each_message_as_one_json_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = _Stdout()
+    run_collector_command(monkeypatch, out, meanwhile=send_tracks(2), stop=ctrl_c)
+    _, *lines = out.getvalue().splitlines()
+    messages = [json.loads(line) for line in lines]
+    assert [(m["type"], m["event"]) for m in messages] == [("track", "Account Created")] * 2
+
+
+def test_collector_command_quiet_prints_only_where_it_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = _Stdout()
+    run_collector_command(monkeypatch, out, "--quiet", meanwhile=send_tracks(1), stop=ctrl_c)
+    assert out.getvalue() == f"listening on {out.endpoint()}\n"
+
+
+def test_collector_command_escapes_what_stdout_cannot_encode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = _Stdout(ascii_only=True)
+    send = send_tracks(1, {"accountId": ACCOUNT, "name": "Zoé"})
+    run_collector_command(monkeypatch, out, meanwhile=send, stop=ctrl_c)
+    _, line = out.getvalue().splitlines()
+    assert "Zo\\u00e9" in line
+    assert json.loads(line)["properties"]["name"] == "Zoé"
+
+
+@pytest.mark.skipif(not hasattr(signal, "raise_signal"), reason="needs signal.raise_signal")
+def test_collector_command_restores_the_previous_sigterm_handler(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def previous(signum: int, frame: types.FrameType | None) -> None:
+        raise AssertionError("the command's own handler should have run")
+
+    original = signal.signal(signal.SIGTERM, previous)
+    try:
+        run_collector_command(monkeypatch, _Stdout(), meanwhile=send_tracks(0), stop=sigterm)
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, original)
+
+
+def test_sigterm_is_left_alone_outside_the_main_thread() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[object] = []
+
+    def body() -> None:
+        with _cli._StopOnSigterm(threading.Event()):
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join(timeout=10)
+    assert seen == [before]
+
+
+def test_collector_on_a_port_in_use_is_a_one_line_error(
+    collector: LocalCollector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["collector", "--port", str(collector.port)]) == 2
+    assert_one_error_line(capsys.readouterr().err, "Address already in use")
+
+
+# interruptions and broken pipes -----------------------------------------------------------
+
+
+def test_ctrl_c_exits_130_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> gs.Receipt:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gs.Client, "identify", interrupted)
+    assert main(["send", "identify", "--user-id", "1", "--access-key", ACCESS_KEY]) == 130
+    assert capsys.readouterr().err == "\n"
+
+
+class _BrokenPipe(io.StringIO):
+    """A stdout whose reader went away; its descriptor is a real file, to see what lands."""
+
+    def __init__(self, fd: int | None) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+
+DRY_RUN_SEND = ["send", "identify", "--user-id", "1", "--access-key", ACCESS_KEY, "--dry-run"]
+
+
+def test_a_broken_pipe_exits_1_without_a_word(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdout", _BrokenPipe(None))
+    assert main(DRY_RUN_SEND) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_a_broken_pipe_points_stdout_at_devnull_so_the_exit_flush_cannot_fail(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    target = tmp_path / "stdout"
+    with target.open("wb") as file:
+        monkeypatch.setattr(sys, "stdout", _BrokenPipe(file.fileno()))
+        main(DRY_RUN_SEND)
+        os.write(file.fileno(), b"written after the pipe broke")
+    assert target.read_bytes() == b""
+
+
+# demo ------------------------------------------------------------------------------------
+
+
+def test_demo_exits_1_when_a_message_does_not_reach_the_collector(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class RefusingOnce(LocalCollector):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, faults=Faults(statuses=[400]), **kwargs)
+
+    monkeypatch.setattr(_collector, "LocalCollector", RefusingOnce)
+    assert main(["demo"]) == 1
+    captured = capsys.readouterr()
+    assert "The collector received 2 messages" in captured.out
+    assert_one_error_line(captured.err, "the demo messages did not all reach the collector")
+
+
+# audience, continued ------------------------------------------------------------------------
+
+
+def test_audience_not_installed_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # None in sys.modules makes the import fail as if the module were not there.
+    monkeypatch.setitem(sys.modules, "gainsight_segment._audience", None)
+    assert main(["audience", "sync"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "audience command is not available")
+
+
+def test_audience_with_a_missing_dependency_raises_it_rather_than_hide_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "gainsight_segment._audience", raising=False)
+    monkeypatch.setitem(sys.modules, "sqlite3", None)
+    with pytest.raises(ModuleNotFoundError) as raised:
+        main(["audience", "sync"])
+    assert raised.value.name == "sqlite3"

@@ -648,3 +648,136 @@ def test_a_stopped_collector_cannot_restart() -> None:
 
     with pytest.raises(RuntimeError, match="restarted"):
         collector.start()
+
+
+def test_start_while_serving_does_nothing(
+    collector: LocalCollector, session: requests.Session
+) -> None:
+    collector.start()
+
+    name = f"gainsight-segment-collector:{collector.port}"
+    assert [thread.name for thread in threading.enumerate()].count(name) == 1
+    assert post(session, collector).status_code == 200
+
+
+def test_repr_says_whether_it_is_serving() -> None:
+    collector = LocalCollector()
+    states = [repr(collector)]
+    collector.start()
+    states.append(repr(collector))
+    collector.stop()
+    states.append(repr(collector))
+
+    prefix = f"<LocalCollector endpoint={collector.endpoint!r}"
+    assert states == [f"{prefix} {state}>" for state in ("not started", "running", "stopped")]
+
+
+def test_faults_reads_back_what_was_assigned(collector: LocalCollector) -> None:
+    default = collector.faults
+    faults = Faults(statuses=(503,))
+
+    collector.faults = faults
+
+    assert (default, collector.faults) == (Faults(), faults)
+
+
+def test_answers_expect_100_continue_before_the_body_is_sent(collector: LocalCollector) -> None:
+    body = json.dumps(TRACK).encode()
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\naccessKey: {DEMO_ACCESS_KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=5) as sock:
+        sock.sendall(head.encode())
+        interim = sock.recv(1024)
+        sock.sendall(body)
+        final = sock.makefile("rb").readline()
+
+    assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+    assert final.startswith(b"HTTP/1.1 200 ")
+    assert collector.messages == [TRACK]
+
+
+def test_a_head_answer_has_no_body_so_the_connection_stays_usable(
+    collector: LocalCollector,
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=5)
+    try:
+        connection.request("HEAD", PATH, headers=HEADERS)
+        head = connection.getresponse()
+        head.read()
+        connection.request("POST", PATH, body=json.dumps(TRACK), headers=HEADERS)
+        after = connection.getresponse()
+        after.read()
+    finally:
+        connection.close()
+
+    assert (head.status, after.status) == (405, 200)
+
+
+def test_a_failed_accept_leaves_the_collector_serving(
+    collector: LocalCollector, session: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = collector._server
+    real = server.get_request
+    attempts: list[str] = []
+
+    def gone_before_accept() -> tuple[socket.socket, Any]:
+        attempts.append("accept")
+        if len(attempts) == 1:
+            # The client's connection is taken and dropped: it reset before accept().
+            real()[0].close()
+            raise ConnectionAbortedError("software caused connection abort")
+        return real()
+
+    monkeypatch.setattr(server, "get_request", gone_before_accept)
+    with pytest.raises(requests.ConnectionError):
+        post(session, collector)
+
+    assert post(session, collector).status_code == 200
+
+
+def test_a_connection_that_cannot_be_served_is_logged_and_closed(
+    collector: LocalCollector,
+    session: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = collector._server
+    real = server.process_request
+    calls: list[object] = []
+
+    def no_thread_for_the_first(request: socket.socket, address: Any) -> None:
+        calls.append(address)
+        if len(calls) == 1:
+            raise RuntimeError("can't start new thread")
+        real(request, address)
+
+    monkeypatch.setattr(server, "process_request", no_thread_for_the_first)
+    with pytest.raises(requests.ConnectionError):
+        post(session, collector)
+    recovered = post(session, collector).status_code
+
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage().startswith("collector: error serving")
+    assert record.exc_info is not None
+    assert recovered == 200
+
+
+def test_stop_may_be_called_from_on_message(session: requests.Session) -> None:
+    stopped = threading.Event()
+
+    def stop_on_first_message(message: dict[str, Any]) -> None:
+        own.stop(timeout=5)
+        stopped.set()
+
+    own = LocalCollector(on_message=stop_on_first_message)
+    own.start()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(post, session, own)
+        assert stopped.wait(timeout=10)
+
+    assert repr(own).endswith(" stopped>")
+    with pytest.raises(requests.ConnectionError):
+        post(session, own)

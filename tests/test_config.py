@@ -406,6 +406,7 @@ def test_modes_must_be_booleans(field: str, value: Any) -> None:
         pytest.param("socks5://proxy:1080", id="socks"),
         pytest.param("proxy:3128", id="no-scheme"),
         pytest.param("http://", id="no-host"),
+        pytest.param("http://[::1", id="unparseable"),
     ],
 )
 def test_proxy_urls_must_be_http_with_a_host(url: str) -> None:

@@ -853,12 +853,12 @@ def test_shutdown_racing_producers_leaves_nothing_unaccounted(
     )
 
 
-class PausingQueue:
-    """Wraps a client's queue; pauses one chosen thread in its first ``qsize()`` call.
+class PausingCheck:
+    """Pauses one chosen thread in the engine's fork check.
 
-    ``submit`` asks for the queue's size between checking that the client is open and
-    queueing the message, so the pause holds a producer exactly in that window, the way an
-    unlucky thread switch would, while the test shuts the client down.
+    ``submit`` runs that check between seeing that the client is open and queueing the
+    message, so the pause holds a producer exactly in that window, the way an unlucky
+    thread switch would, while the test shuts the client down.
     """
 
     def __init__(self, inner: Any) -> None:
@@ -867,20 +867,11 @@ class PausingQueue:
         self.resume = threading.Event()
         self.thread: threading.Thread | None = None
 
-    def qsize(self) -> int:
+    def __call__(self) -> None:
         if threading.current_thread() is self.thread and not self.resume.is_set():
             self.paused.set()
             self.resume.wait(timeout=30)
-        return int(self.inner.qsize())
-
-    def put(self, item: Any) -> None:
-        self.inner.put(item)
-
-    def get(self, *args: Any, **kwargs: Any) -> Any:
-        return self.inner.get(*args, **kwargs)
-
-    def get_nowait(self) -> Any:
-        return self.inner.get_nowait()
+        self.inner()
 
 
 def test_a_call_caught_between_open_check_and_queueing_by_shutdown_is_not_lost(
@@ -889,8 +880,7 @@ def test_a_call_caught_between_open_check_and_queueing_by_shutdown_is_not_lost(
     outcomes = Outcomes()
     client = make_client(workers=2, **outcomes.callbacks())
     engine = client._engine  # type: ignore[attr-defined]
-    # Swapped in before the first message, so that the senders start on the wrapper.
-    engine._queue = gate = PausingQueue(engine._queue)
+    engine._check_pid = gate = PausingCheck(engine._check_pid)
     client.track("u", "Before")
     assert client.flush(timeout=10)
     result: list[gs.Receipt | gs.ClientClosedError] = []

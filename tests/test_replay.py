@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -336,11 +337,18 @@ def test_a_byte_order_mark_is_ignored(tmp_path: Path, endpoint: str) -> None:
     assert (run.status, summary(run)["sent"]) == (0, 2)
 
 
+@pytest.mark.parametrize(
+    "length",
+    [
+        pytest.param(MAX_LINE_BYTES + 10, id="just-over"),
+        pytest.param(3 * MAX_LINE_BYTES, id="over-several-reads"),
+    ],
+)
 def test_a_line_over_the_limit_is_rejected_and_the_next_line_still_sent(
-    tmp_path: Path, endpoint: str, collector: LocalCollector
+    tmp_path: Path, endpoint: str, collector: LocalCollector, length: int
 ) -> None:
     export = tmp_path / "in.jsonl"
-    export.write_text("x" * (MAX_LINE_BYTES + 10) + "\n" + good_lines(1), encoding="utf-8")
+    export.write_text("x" * length + "\n" + good_lines(1), encoding="utf-8")
     replay(str(export), *key_and(endpoint), "--quiet")
     [record] = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
     assert record["line"] == 1
@@ -465,6 +473,7 @@ def test_an_unwritable_rejects_file_stops_before_sending(
     [
         (["--workers", "0"], "--workers: must be at least 1"),
         (["--progress-interval", "0"], "--progress-interval: must be greater than zero"),
+        (["--progress-every", "-1"], "--progress-every: must be zero or more"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
@@ -472,6 +481,188 @@ def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], fragme
     export.write_text(good_lines(1), encoding="utf-8")
     run = replay(str(export), "--access-key", ACCESS_KEY, *args)
     assert (run.status, run.err) == (2, f"gainsight-segment: error: {fragment}\n")
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        pytest.param({"userId": "1"}, "type: missing; expected identify", id="no-type"),
+        pytest.param({"type": 3, "userId": "1"}, "type: missing; expected identify", id="type-int"),
+        pytest.param(
+            {"type": "identify", "userId": "1", "timestamp": 1615396027},
+            "timestamp: must be an ISO-8601 string, got int",
+            id="timestamp-int",
+        ),
+    ],
+)
+def test_a_message_that_cannot_be_submitted_is_rejected_with_its_reason(
+    tmp_path: Path, message: dict[str, Any], reason: str
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(json.dumps(message) + "\n", encoding="utf-8")
+    run = replay(str(export), "--access-key", ACCESS_KEY, "--dry-run")
+    [record] = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert (run.status, record["line"], record["message"]) == (1, 1, message)
+    assert record["reason"].startswith(reason)
+
+
+def test_lines_sharing_a_message_id_are_each_rejected_with_their_own_line(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    collector.faults = Faults(statuses=[400, 400])
+    line = json.dumps({"type": "identify", "userId": "1", "messageId": "same"}) + "\n"
+    export = tmp_path / "in.jsonl"
+    export.write_text(line * 2, encoding="utf-8")
+    replay(str(export), *key_and(endpoint), "--quiet")
+    rejects = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert sorted(record["line"] for record in rejects) == [1, 2]
+
+
+def test_a_rejects_path_that_is_the_input_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(2), encoding="utf-8")
+    run = replay(str(export), "--access-key", ACCESS_KEY, "--rejects", str(export))
+    assert (run.status, run.err) == (
+        2,
+        "gainsight-segment: error: --rejects must not be the input file\n",
+    )
+    assert export.read_text(encoding="utf-8") == good_lines(2)
+
+
+needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+
+
+@needs_dev_full
+def test_a_full_disk_for_the_rejects_stops_the_replay_with_status_2(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text("oops\n" + good_lines(3), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet", "--rejects", "/dev/full")
+    assert run.status == 2
+    assert run.err.startswith("gainsight-segment: error: ")
+    assert collector.requests == []
+
+
+@needs_dev_full
+def test_a_full_disk_for_the_rejects_names_the_rejects_file(tmp_path: Path) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text("oops\n", encoding="utf-8")
+    run = replay(str(export), "--access-key", ACCESS_KEY, "--dry-run", "--rejects", "/dev/full")
+    assert run.err.startswith("gainsight-segment: error: cannot write /dev/full: ")
+
+
+def test_progress_from_a_pipe_shows_no_percentage(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as writer:
+        writer.write(good_lines(2).encode())
+    with os.fdopen(read_end, "rb") as reader:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(reader))
+        run = replay("-", *key_and(endpoint), "--progress-every", "1")
+    assert re.match(r"replay: 1 lines read, \d+ sent, ", run.err.splitlines()[0])
+
+
+# Parts of a replay ------------------------------------------------------------------------
+
+
+class _FailingStream(io.StringIO):
+    def __init__(self, *errors: OSError) -> None:
+        super().__init__()
+        self._errors = list(errors)
+
+    def write(self, text: str) -> int:
+        raise self._errors.pop(0)
+
+
+def test_reject_writer_keeps_the_first_write_error_instead_of_raising() -> None:
+    first, second = OSError(28, "No space left on device"), OSError(5, "I/O error")
+    writer = _replay.RejectWriter(_FailingStream(first, second))
+    writer.write(1, "bad", "x", delivery=False)
+    writer.write(2, "not delivered", {}, delivery=True)
+    assert (writer.write_error, writer.invalid, writer.undelivered) == (first, 1, 1)
+
+
+@pytest.mark.parametrize("message_id", ["never-added", None, 42])
+def test_in_flight_knows_no_line_for_an_id_it_was_not_given(message_id: object) -> None:
+    in_flight = _replay._InFlight()
+    in_flight.add("added", 7)
+    assert in_flight.pop(message_id) is None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def progress_on(stream: Any, total: int | None, clock: _Clock) -> _replay.Progress:
+    return _replay.Progress(stream, total, interval=10.0, clock=clock)
+
+
+def test_terminal_progress_is_redrawn_at_most_ten_times_a_second() -> None:
+    clock, terminal = _Clock(), _Terminal()
+    progress = progress_on(terminal, 1000, clock)
+    for line, now in enumerate([0.05, 0.12, 0.18, 0.25, 0.3], 1):
+        clock.now = now
+        progress.update(line, line * 100, lambda: (0, 0, 0))
+    assert re.findall(r"(\d+) lines", terminal.getvalue()) == ["2", "4"]
+
+
+def test_terminal_progress_of_unknown_size_has_no_bar_and_no_eta() -> None:
+    clock, terminal = _Clock(), _Terminal()
+    progress = progress_on(terminal, None, clock)
+    clock.now = 2.0
+    progress.finish(10, 1000)
+    assert terminal.getvalue() == "\r10 lines  5 events/s\n"
+
+
+def test_terminal_progress_wipes_what_a_longer_line_left() -> None:
+    clock, terminal = _Clock(), _Terminal()
+    progress = progress_on(terminal, None, clock)
+    clock.now = 1.0
+    progress.update(1000, 1, lambda: (0, 0, 0))
+    clock.now = 100.0
+    progress.finish(1000, 1)
+    assert terminal.getvalue().split("\r")[1:] == [
+        "1,000 lines  1,000 events/s",
+        f"{'1,000 lines  10 events/s':<27}\n",
+    ]
+
+
+class _NoIsatty:
+    def __init__(self) -> None:
+        self.text = io.StringIO()
+        self.write = self.text.write
+        self.flush = self.text.flush
+
+
+def _closed() -> io.StringIO:
+    stream = io.StringIO()
+    stream.close()
+    return stream
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [pytest.param(_NoIsatty(), id="no-isatty"), pytest.param(_closed(), id="closed")],
+)
+def test_a_stream_that_cannot_say_it_is_a_terminal_is_not_one(stream: Any) -> None:
+    assert not _replay._isatty(stream)
+
+
+def test_plain_progress_of_unknown_size_shows_no_percentage() -> None:
+    clock, stream = _Clock(), io.StringIO()
+    progress = progress_on(stream, None, clock)
+    clock.now = 10.0
+    progress.update(50, 5000, lambda: (40, 1, 2))
+    assert stream.getvalue() == "replay: 50 lines read, 40 sent, 1 rejected, 2 failed, 5 events/s\n"
 
 
 UTC = timezone.utc
