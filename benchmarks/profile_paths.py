@@ -9,12 +9,17 @@ It starts ``benchmarks/fastserver.py`` in its own process and prints:
 
 1. Per-message CPU costs measured without a profiler (medians of 5 rounds): building alone,
    ``track()`` with ``send=False``, ``track()`` queueing while the senders are idle, each
-   SDK's background-thread CPU per delivered message, and a bare urllib3 request.
+   SDK's background-thread CPU per delivered message (ours with one sender thread and with
+   the default number), and a bare urllib3 request.
 2. cProfile of ``track()`` on the caller's thread, of our sender thread delivering
    ``--sends`` messages, and of a bare urllib3 loop, each with its own time summed per layer
    (ours, requests, urllib3, http.client, socket calls, ...). Profiled times include
    cProfile's overhead: read the shares, not the absolute numbers. With ``--pyinstrument``,
    call trees of the caller path and of the bare loop as well.
+
+To profile a given commit rather than the working tree, export it and put it first on the
+path: ``git archive REV gainsight_segment | tar -x -C DIR``, then run this script with
+``PYTHONPATH=DIR``.
 
 Only public API is used: background threads are profiled by wrapping
 ``threading.Thread.run`` for threads named ``gainsight-segment-sender-*`` (ours) or of
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import inspect
 import io
 import os
 import pstats
@@ -195,10 +201,14 @@ def is_any(thread: threading.Thread) -> bool:
     return True
 
 
-def deliver_ours(endpoint: str, sends: int, profile: bool) -> tuple[float, int, ThreadWatch]:
-    """Our sender-thread CPU seconds for ``sends`` messages (one worker), and the watch."""
+def deliver_ours(
+    endpoint: str, sends: int, profile: bool, workers: int = 1
+) -> tuple[float, int, ThreadWatch]:
+    """Our sender threads' CPU seconds for ``sends`` messages, and the watch."""
     with ThreadWatch(is_sender, profile=profile) as watch:
-        client = gs.Client(ACCESS_KEY, endpoint=endpoint, workers=1, max_queue_size=sends + 100)
+        client = gs.Client(
+            ACCESS_KEY, endpoint=endpoint, workers=workers, max_queue_size=sends + 100
+        )
         props = properties(0)
         for _ in range(sends):
             client.track(USER_ID, EVENT, props)
@@ -300,16 +310,28 @@ def main() -> None:
         # count): our one sender thread with messages queued faster than it sends, Segment's
         # consumer, and a bare urllib3 loop; interleaved rounds, medians.
         raw()
-        ours_cpu, peer_cpu, raw_cpu = [], [], []
+        default_workers = inspect.signature(gs.Client).parameters["workers"].default
+        ours_cpu, ours_default_cpu, peer_cpu, raw_cpu = [], [], [], []
         for _ in range(3):
             cpu_seconds, delivered, _ = deliver_ours(endpoint, args.sends, profile=False)
             ours_cpu.append(cpu_seconds / delivered * 1e6)
+            cpu_seconds, delivered, _ = deliver_ours(
+                endpoint, args.sends, profile=False, workers=default_workers
+            )
+            ours_default_cpu.append(cpu_seconds / delivered * 1e6)
             peer_cpu.append(peer_consumer_cpu())
             raw_cpu.append(per_call_cpu_us(raw, args.sends, rounds=1))
         costs.append(
             (
                 "sender: ours, sender-thread CPU per delivered message (1 worker)",
                 statistics.median(ours_cpu),
+            )
+        )
+        costs.append(
+            (
+                f"sender: ours, sender-thread CPU per delivered message ({default_workers} "
+                "workers, the default)",
+                statistics.median(ours_default_cpu),
             )
         )
         costs.append(

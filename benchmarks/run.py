@@ -11,6 +11,7 @@ Run:
     benchmarks/.venv/bin/python benchmarks/run.py --quick          # smoke run for CI, seconds
     benchmarks/.venv/bin/python benchmarks/run.py --only caller --repeats 9
     benchmarks/.venv/bin/python benchmarks/run.py --output /tmp/perf.md
+    benchmarks/.venv/bin/python benchmarks/run.py --source HEAD    # the committed library
 
 Scenarios (``--only`` takes these names, comma-separated):
 
@@ -26,7 +27,10 @@ Scenarios (``--only`` takes these names, comma-separated):
 
 Every measured run is a fresh subprocess (``benchmarks/workloads.py``); contenders are
 interleaved (A B B A ...) so that drift on this shared machine hits both; medians are
-reported. See docs/performance.md for what each number means.
+reported. The machine table says whether the library's source files changed while the
+benchmark ran (a shared checkout); ``--source REV`` measures ``gainsight_segment/`` as
+committed at REV instead of the working tree. See docs/performance.md for what each number
+means.
 """
 
 from __future__ import annotations
@@ -34,8 +38,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import platform
@@ -44,6 +51,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -54,6 +62,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads.py"
 FAST_SERVER = HERE / "fastserver.py"
+# Children that import the library run from here, never from the repository root: with
+# ``-c`` or ``-m`` the working directory comes first on sys.path, ahead of ``--source``.
+CHILD_CWD = tempfile.gettempdir()
 SCENARIOS = ("caller", "throughput", "memory", "import", "replay")
 ACCESS_KEY = "00000000-0000-4000-8000-000000000000"
 SETUP = (
@@ -87,6 +98,9 @@ class Config:
         (0, 4, 8000),
         (0, 8, 8000),
     )
+    # Ours again for (small, 1 thread) with these numbers of sender threads instead of the
+    # default: how much of the caller's wall time the sender threads take.
+    caller_workers: tuple[int, ...] = (1, 4)
     throughput_messages: int = 4000
     throughput_workers: tuple[int, ...] = (4, 8, 16)
     latency: float = 0.05
@@ -107,6 +121,7 @@ QUICK = Config(
     repeats=1,
     caller_warmup=5,
     caller_cases=((0, 1, 200), (2048, 1, 200), (20480, 1, 100), (0, 2, 200)),
+    caller_workers=(1,),
     throughput_messages=200,
     throughput_workers=(4,),
     latency=0.02,
@@ -192,6 +207,7 @@ def run_workload(spec: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]
     """Run one workload in a fresh interpreter and return its JSON result."""
     done = subprocess.run(
         [sys.executable, str(WORKLOADS), json.dumps(spec)],
+        cwd=CHILD_CWD,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -206,6 +222,19 @@ def run_workload(spec: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]
     return result
 
 
+@functools.cache
+def _default_workers() -> int:
+    """The installed client's default ``workers`` (from its public signature, in a child)."""
+    code = (
+        "import inspect, gainsight_segment as gs; "
+        "print(inspect.signature(gs.Client).parameters['workers'].default)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CHILD_CWD
+    )
+    return int(done.stdout)
+
+
 @contextlib.contextmanager
 def server(
     kind: str = "fast", latency: float = 0.0, stall: bool = False
@@ -217,7 +246,7 @@ def server(
             command.append("--stall")
     else:
         command = [sys.executable, "-c", _COLLECTOR_CODE]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=CHILD_CWD)
     try:
         assert process.stdout is not None
         port = int(process.stdout.readline())
@@ -234,8 +263,11 @@ def server(
 # machine facts ------------------------------------------------------------------------------
 
 
-def machine_facts() -> list[tuple[str, str]]:
-    """CPU, cores, OS, Python and the versions of everything measured."""
+def machine_facts(source: str | None = None) -> list[tuple[str, str]]:
+    """CPU, cores, OS, Python and the versions of everything measured.
+
+    ``source`` names the commit exported by ``--source``; ``None`` means the working tree.
+    """
     cpu = "unknown"
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
         for line in info:
@@ -250,7 +282,14 @@ def machine_facts() -> list[tuple[str, str]]:
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("load average at start", " ".join(f"{x:.2f}" for x in os.getloadavg())),
     ]
-    facts.append(("gainsight-segment source", _source_revision()))
+    facts.append(
+        (
+            "gainsight-segment source",
+            _source_revision()
+            if source is None
+            else f"{source} (exported with `--source`; working-tree edits not measured)",
+        )
+    )
     for package in (
         "gainsight-segment",
         "segment-analytics-python",
@@ -287,6 +326,54 @@ def _source_revision() -> str:
     return head + (" + uncommitted changes in gainsight_segment/" if dirty else "")
 
 
+def _export_source(revision: str) -> tuple[str, str]:
+    """Export ``gainsight_segment/`` as committed at ``revision`` to a temporary folder.
+
+    The folder goes first on the children's ``PYTHONPATH``, ahead of the editable install,
+    so that edits made to the working tree while the benchmark runs (a shared checkout)
+    cannot change what is measured. Returns the folder and the short commit id.
+    """
+    root = str(HERE.parent)
+    short = subprocess.run(
+        ["git", "-C", root, "rev-parse", "--short", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", root, "archive", "--format=tar", short, "gainsight_segment"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    folder = tempfile.mkdtemp(prefix="gs-bench-source-")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(folder, filter="data")
+        else:  # Pythons without extraction filters
+            tar.extractall(folder)  # our own repository's archive
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        part for part in (folder, os.environ.get("PYTHONPATH", "")) if part
+    )
+    return folder, short
+
+
+def _library_dir() -> Path:
+    """Where the children import ``gainsight_segment`` from."""
+    code = "import gainsight_segment, os; print(os.path.dirname(gainsight_segment.__file__))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CHILD_CWD
+    )
+    return Path(done.stdout.strip())
+
+
+def _library_fingerprint(folder: Path) -> str:
+    """A digest of the library's source files."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 # 1. caller cost -----------------------------------------------------------------------------
 
 
@@ -296,6 +383,10 @@ def scenario_caller(config: Config, report: Report) -> None:
     cpu: dict[tuple[int, int, str], Samples] = {}
     process: dict[tuple[int, int, str], Samples] = {}
     backlog: dict[tuple[int, int, str], Samples] = {}
+    # Per run: the SDK's own threads' CPU during the burst (process CPU minus the producers'),
+    # per call and per message they took off the queue during the burst.
+    sdk_cpu: dict[tuple[int, int, str], Samples] = {}
+    sdk_cpu_per_sent: dict[tuple[int, int, str], Samples] = {}
     drops: dict[str, int] = dict.fromkeys(contenders, 0)
     with server() as (endpoint, _):
         for repeat in range(config.repeats):
@@ -317,9 +408,37 @@ def scenario_caller(config: Config, report: Report) -> None:
                     cpu.setdefault(key, Samples()).add(result["cpu_us_per_call"])
                     process.setdefault(key, Samples()).add(result["process_cpu_us_per_call"])
                     backlog.setdefault(key, Samples()).add(result["pending_at_end"])
+                    background = result["process_cpu_us_per_call"] - result["cpu_us_per_call"]
+                    sdk_cpu.setdefault(key, Samples()).add(background)
+                    taken = result["calls"] - result["pending_at_end"]
+                    if taken > 0:
+                        per_sent = background * result["calls"] / taken
+                        sdk_cpu_per_sent.setdefault(key, Samples()).add(per_sent)
                     drops[sdk] += result["dropped"]
+            for workers in config.caller_workers:
+                calls = config.caller_cases[0][2]
+                result = run_workload(
+                    {
+                        "workload": "caller_cost",
+                        "sdk": "ours",
+                        "endpoint": endpoint,
+                        "calls": calls,
+                        "threads": 1,
+                        "payload": 0,
+                        "warmup": config.caller_warmup,
+                        "workers": workers,
+                    }
+                )
+                key = (0, 1, f"ours-{workers}")
+                wall.setdefault(key, Samples()).add(result["us_per_call"])
+                cpu.setdefault(key, Samples()).add(result["cpu_us_per_call"])
+                background = result["process_cpu_us_per_call"] - result["cpu_us_per_call"]
+                sdk_cpu.setdefault(key, Samples()).add(background)
+                backlog.setdefault(key, Samples()).add(result["pending_at_end"])
+                drops["ours"] += result["dropped"]
             _log(f"caller: repeat {repeat + 1}/{config.repeats} done")
     rows = []
+    where = []
     for payload, threads, calls in config.caller_cases:
         ours, peer = wall[(payload, threads, "ours")], wall[(payload, threads, "peer")]
         ratio = ours.median / peer.median
@@ -343,6 +462,23 @@ def scenario_caller(config: Config, report: Report) -> None:
                 _num(backlog[(payload, threads, "peer")].median, 0),
             ]
         )
+        for name, sdk in (("ours", "ours"), ("Segment", "peer")):
+            key = (payload, threads, sdk)
+            own, background = cpu[key].median, sdk_cpu[key].median
+            total = wall[key].median
+            per_sent = sdk_cpu_per_sent.get(key, Samples()).median
+            where.append(
+                [
+                    label,
+                    str(threads),
+                    name,
+                    _num(total),
+                    f"{_num(own)} ({own / total:.0%})",
+                    f"{_num(background)} ({background / total:.0%})",
+                    _num(calls - backlog[key].median, 0),
+                    _num(per_sent),
+                ]
+            )
         report.rows.append(
             SummaryRow(
                 "1. caller cost",
@@ -366,11 +502,24 @@ def scenario_caller(config: Config, report: Report) -> None:
                     None,
                 )
             )
+            ours_bg, peer_bg = sdk_cpu[(0, 1, "ours")], sdk_cpu[(0, 1, "peer")]
+            report.rows.append(
+                SummaryRow(
+                    "1. caller cost",
+                    "SDK-thread CPU us per track() during the burst, small, 1 thread (diagnostic)",
+                    _num(ours_bg.median),
+                    f"{_num(peer_bg.median)} (Segment)",
+                    ours_bg.median / peer_bg.median if peer_bg.median > 0 else None,
+                    "-",
+                    None,
+                )
+            )
     report.sections.append(
         "### 1. Caller cost (microseconds per `track()`, lower is better)\n\n"
         "Both SDKs in their default asynchronous mode, delivering to the fast server while the "
-        "calls run; ours with default settings, Segment's with `max_queue_size=200_000` (else "
-        "defaults) so it cannot drop. Each run (a fresh process): "
+        f"calls run; ours with default settings ({_default_workers()} sender threads), "
+        "Segment's with `max_queue_size=200_000` (else defaults: one consumer thread, batches "
+        "of 100) so it cannot drop. Each run (a fresh process): "
         f"{config.caller_warmup} warm-up calls and a flush, then the timed calls split evenly "
         "over the producer threads. **wall** = wall time of the whole burst (all producer "
         "threads) / calls: what the app pays, contention for the GIL with the SDK's background "
@@ -398,6 +547,71 @@ def scenario_caller(config: Config, report: Report) -> None:
             rows,
         )
         + f"\n\nDropped messages over all runs: ours {drops['ours']}, Segment {drops['peer']}."
+        + "\n\n**Where the wall time of a call goes.** The producer threads' own CPU, and the "
+        "CPU the SDK's background threads used during the burst (process CPU minus the "
+        "producers'; in CPython they hold the GIL for most of it, so the producers wait), both "
+        "per call and as a share of the wall time; the messages the background threads took "
+        "off the queue during the burst (calls minus backlog), and their CPU per such message. "
+        "Medians.\n\n"
+        + _table(
+            [
+                "payload",
+                "threads",
+                "SDK",
+                "wall us/call",
+                "caller-thread CPU us/call (share of wall)",
+                "SDK-thread CPU us/call (share of wall)",
+                "messages taken during the burst",
+                "SDK-thread CPU us per message taken",
+            ],
+            where,
+        )
+        + _caller_workers_text(config, wall, cpu, sdk_cpu, backlog)
+    )
+
+
+def _caller_workers_text(
+    config: Config,
+    wall: dict[tuple[int, int, str], Samples],
+    cpu: dict[tuple[int, int, str], Samples],
+    sdk_cpu: dict[tuple[int, int, str], Samples],
+    backlog: dict[tuple[int, int, str], Samples],
+) -> str:
+    """Ours, small properties, one producer thread, with fewer sender threads."""
+    if not config.caller_workers:
+        return ""
+    default = _default_workers()
+    peer = wall[(0, 1, "peer")].median
+    calls = config.caller_cases[0][2]
+    rows = []
+    for workers in sorted({*config.caller_workers, default}):
+        key = (0, 1, "ours" if workers == default else f"ours-{workers}")
+        rows.append(
+            [
+                f"{workers}{' (default)' if workers == default else ''}",
+                wall[key].spread(),
+                f"{wall[key].median / peer:.2f}x",
+                _num(cpu[key].median),
+                _num(sdk_cpu[key].median),
+                _num(calls - backlog[key].median, 0),
+            ]
+        )
+    return (
+        "\n\n**The same burst with fewer sender threads** (ours, small properties, one "
+        f"producer thread, {calls:,} calls; `workers=N`, else default settings; the ratio is "
+        "to Segment's wall time above). Median (min-max) of "
+        f"{config.repeats} runs.\n\n"
+        + _table(
+            [
+                "workers",
+                "wall us/call",
+                "ratio to Segment",
+                "caller-thread CPU us/call",
+                "SDK-thread CPU us/call",
+                "messages taken during the burst",
+            ],
+            rows,
+        )
     )
 
 
@@ -506,7 +720,7 @@ def scenario_throughput(config: Config, report: Report) -> None:
                 f"{client_cpu[(0.0, workers, 'raw')].median:.0f}%",
             ]
         )
-        default = " (default)" if workers == 4 else ""
+        default = " (default)" if workers == _default_workers() else ""
         report.rows.append(
             SummaryRow(
                 "2. throughput",
@@ -619,6 +833,19 @@ def scenario_memory(config: Config, report: Report) -> None:
                 pending[sdk].add(result["pending"])
                 drops[sdk] += result["dropped"]
             _log(f"memory: repeat {repeat + 1}/{config.repeats} done")
+        # Once each: tracemalloc's counts do not vary from run to run.
+        breakdown = {
+            sdk: run_workload(
+                {
+                    "workload": "memory_breakdown",
+                    "sdk": sdk,
+                    "endpoint": endpoint,
+                    "messages": config.memory_messages,
+                }
+            )
+            for sdk in contenders
+        }
+        _log("memory: tracemalloc breakdown done")
     ours, peer = growth["ours"], growth["peer"]
     ratio = ours.median / peer.median if peer.median else float("nan")
     per_message = {sdk: growth[sdk].median * 1024 * 1024 / config.memory_messages for sdk in growth}
@@ -653,27 +880,90 @@ def scenario_memory(config: Config, report: Report) -> None:
                 for name, sdk in (("ours", "ours"), ("Segment", "peer"))
             ],
         )
+        + "\n\n"
+        + _memory_breakdown_text(breakdown, per_message)
     )
+
+
+def _memory_breakdown_text(breakdown: dict[str, dict[str, Any]], rss: dict[str, float]) -> str:
+    """The tracemalloc tables, and the target set against the size of our serialized body."""
+    ours, peer = breakdown["ours"], breakdown["peer"]
+    parts = [
+        "**What a queued message holds** (`tracemalloc`, one run each, Python allocations "
+        "still alive after the burst, grouped by the source line that made them, per "
+        "message; `<string>` is a named tuple's generated `__new__`). RSS per message differs "
+        "from these by the allocator's arenas and free lists."
+    ]
+    for name, sdk in (("ours", "ours"), ("Segment", "peer")):
+        data = breakdown[sdk]
+        rows = [
+            [
+                f"`{site['site']}`",
+                f"`{site['code']}`" if site["code"] else "",
+                _num(site["bytes"], 0),
+                f"{site['blocks']:.2f}",
+            ]
+            for site in data["sites"]
+            if site["bytes"] >= 1
+        ]
+        rows.append(
+            ["**total traced**", "", f"**{_num(data['traced_bytes_per_message'], 0)}**", ""]
+        )
+        parts.append(
+            f"{name}:\n\n" + _table(["site", "code", "bytes / message", "blocks / message"], rows)
+        )
+    target_rss = 0.3 * rss["peer"]
+    target_traced = 0.3 * peer["traced_bytes_per_message"]
+    body = ours.get("body_object", 0)
+    parts.append(
+        f"Our serialized body is {ours.get('body_len', 0)} bytes of JSON, a `bytes` object of "
+        f"{body} bytes; the `messageId` string is {ours.get('message_id_object', 0)} bytes and "
+        f"the `Message` named tuple {ours.get('message_tuple', 0)}. The target, 0.3x of "
+        f"Segment, is {_num(target_rss, 0)} bytes per message by RSS "
+        f"({_num(rss['peer'], 0)} x 0.3) and {_num(target_traced, 0)} by tracemalloc "
+        f"({_num(peer['traced_bytes_per_message'], 0)} x 0.3): "
+        + (
+            "**smaller than the serialized body alone**, which the SDK keeps from the call on."
+            if body > max(target_rss, target_traced)
+            else "larger than the serialized body alone."
+        )
+    )
+    return "\n\n".join(parts)
 
 
 # 4. import time -----------------------------------------------------------------------------
 
 
-def _importtime(module: str) -> dict[str, tuple[float, float]]:
-    """``-X importtime`` of ``import module``: own and cumulative microseconds by module."""
+def _importtime(
+    module: str, parents: dict[str, str] | None = None
+) -> dict[str, tuple[float, float]]:
+    """``-X importtime`` of ``import module``: own and cumulative microseconds by module.
+
+    Fills ``parents`` (when given) with the module that first imported each one: the output
+    lists a module after those it imports, indented one level deeper.
+    """
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=CHILD_CWD,
         capture_output=True,
         text=True,
         check=True,
     )
     times: dict[str, tuple[float, float]] = {}
+    waiting: dict[int, list[str]] = {}  # by depth: modules whose importer comes later
     for line in done.stderr.splitlines():
         if not line.startswith("import time:"):
             continue
-        parts = [part.strip() for part in line.split(":", 1)[1].split("|")]
-        if len(parts) == 3 and parts[0].isdigit():
-            times[parts[2]] = (float(parts[0]), float(parts[1]))
+        parts = line.split(":", 1)[1].split("|")
+        if len(parts) != 3 or not parts[0].strip().isdigit():
+            continue
+        name = parts[2].strip()
+        times[name] = (float(parts[0]), float(parts[1]))
+        depth = len(parts[2]) - len(parts[2].lstrip())
+        for child in waiting.pop(depth + 2, []):  # two spaces per level
+            if parents is not None:
+                parents[child] = name
+        waiting.setdefault(depth, []).append(name)
     if module not in times:
         raise RuntimeError(f"no importtime line for {module}")
     return times
@@ -687,7 +977,9 @@ def _import_ms(module: str) -> tuple[float, float]:
         + "; sys.stdout.write(str(time.perf_counter() - started))"
     )
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CHILD_CWD
+    )
     return (time.perf_counter() - started) * 1000, float(done.stdout) * 1000
 
 
@@ -699,6 +991,7 @@ def scenario_import(config: Config, report: Report) -> None:
     baseline = Samples()
     # Own import time of the modules ours loads beyond those requests loads.
     extra: dict[str, Samples] = {}
+    parents: dict[str, str] = {}  # who imports whom, for `import gainsight_segment`
     requests_modules: set[str] = set()
     for module in modules:  # fill the bytecode cache first (see _bytecode_cache)
         _import_ms(module)
@@ -708,7 +1001,7 @@ def scenario_import(config: Config, report: Report) -> None:
             process_ms, import_ms = _import_ms(module)
             wall[module].add(process_ms)
             alone[module].add(import_ms)
-            times = _importtime(module)
+            times = _importtime(module, parents if module == "gainsight_segment" else None)
             cumulative[module].add(times[module][1] / 1000)
             if module == "requests":
                 requests_modules.update(times)
@@ -762,7 +1055,41 @@ def scenario_import(config: Config, report: Report) -> None:
             ["module", "own import time (ms)"],
             [[f"`{name}`", f"{own:.2f}"] for name, own in beyond[:12]],
         )
+        + "\n\nThe same modules by what imports them: "
+        + "; ".join(
+            f"{group} {own:.1f} ms ({count} modules)"
+            for group, (own, count) in _import_groups(beyond, parents).items()
+        )
+        + "."
     )
+
+
+def _import_groups(
+    modules: Sequence[tuple[str, float]], parents: dict[str, str]
+) -> dict[str, tuple[float, int]]:
+    """Own import time and module count by who brings the module in: attrs or our modules.
+
+    A module counts for ``attrs`` if it or a module that imports it (transitively) belongs to
+    ``attr``/``attrs``; the rest count for ``gainsight_segment``, split into our own modules
+    and the standard-library modules they import.
+    """
+    groups: dict[str, tuple[float, int]] = {}
+    for name, own in modules:
+        chain = [name]
+        while chain[-1] in parents and len(chain) < 100:
+            chain.append(parents[chain[-1]])
+        tops = [module.split(".")[0] for module in chain]
+        if any(top in ("attr", "attrs") for top in tops):
+            group = "`attrs` and the standard-library modules it imports"
+        elif tops[0] == "gainsight_segment":
+            group = "our own modules (`gainsight_segment.*`)"
+        elif "gainsight_segment" in tops:
+            group = "standard-library modules our modules import"
+        else:
+            group = "other"
+        total, count = groups.get(group, (0.0, 0))
+        groups[group] = (total + own, count + 1)
+    return dict(sorted(groups.items(), key=lambda item: -item[1][0]))
 
 
 # 5. replay ----------------------------------------------------------------------------------
@@ -778,7 +1105,11 @@ def _replay_command() -> list[str]:
 def _replay_available(command: list[str]) -> bool:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(
-            [*command, "replay", "--help"], capture_output=True, timeout=60, check=False
+            [*command, "replay", "--help"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+            cwd=CHILD_CWD,
         )
         return done.returncode == 0
     return False
@@ -832,6 +1163,7 @@ def scenario_replay(config: Config, report: Report) -> None:
                     text=True,
                     timeout=1800,
                     check=False,
+                    cwd=CHILD_CWD,
                 )
                 wall = time.perf_counter() - started
                 if done.returncode != 0:
@@ -923,6 +1255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, help="runs per measurement (default: 5)")
     parser.add_argument("--output", metavar="FILE", help="also write the markdown to FILE")
+    parser.add_argument(
+        "--source",
+        metavar="REV",
+        help="measure gainsight_segment/ as committed at REV (e.g. HEAD), exported to a "
+        "temporary folder, instead of the working tree (which others may edit meanwhile)",
+    )
     args = parser.parse_args(argv)
 
     selected = list(SCENARIOS) if not args.only else [s.strip() for s in args.only.split(",")]
@@ -939,7 +1277,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = dataclasses.replace(config, repeats=args.repeats)
 
     cache = _bytecode_cache()
-    facts = machine_facts()
+    exported, revision = None, None
+    if args.source:
+        try:
+            exported, revision = _export_source(args.source)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            parser.exit(2, f"cannot export {args.source} with git: {exc}\n")
+    library = _library_dir()
+    if exported is not None and Path(exported) not in library.parents:
+        parser.exit(2, f"--source: the children import {library}, not the export\n")
+    fingerprint = _library_fingerprint(library)
+    facts = machine_facts(revision)
     print("## Machine\n\n" + _table(["", ""], [[n, v] for n, v in facts]) + "\n", flush=True)
     started = time.perf_counter()
     report = Report()
@@ -954,8 +1302,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log(f"scenario {name} ...")
         functions[name](config, report)
     elapsed = time.perf_counter() - started
+    changed = _library_fingerprint(library) != fingerprint
     shutil.rmtree(cache, ignore_errors=True)
+    if exported is not None:
+        shutil.rmtree(exported, ignore_errors=True)
     facts.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
+    facts.append(
+        (
+            "library source changed during the run",
+            "**yes: the results mix versions; rerun, e.g. with `--source HEAD`**"
+            if changed
+            else "no",
+        )
+    )
+    if changed:
+        _log("WARNING: gainsight_segment's source files changed during the run")
     markdown = render(facts, report, config, elapsed)
     if args.quick:
         markdown = (

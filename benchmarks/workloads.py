@@ -11,13 +11,16 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import linecache
 import os
 import resource
 import socket
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -142,16 +145,23 @@ class Contender:
 
 
 def caller_cost(
-    sdk: str, endpoint: str, calls: int, threads: int, payload: int, warmup: int
+    sdk: str,
+    endpoint: str,
+    calls: int,
+    threads: int,
+    payload: int,
+    warmup: int,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Time ``calls`` track() calls split over ``threads`` producer threads.
 
     Reports, per call: the wall time of the whole burst (the caller's cost as an app sees
     it, background-thread contention for the GIL included), the producers' own CPU time,
     and the whole process's CPU time during the burst (the SDK's background threads too).
+    ``workers`` overrides our client's default number of sender threads (ours only).
     """
     props = properties(payload)
-    contender = Contender(sdk, endpoint)
+    contender = Contender(sdk, endpoint, **({} if workers is None else {"workers": workers}))
     for _ in range(warmup):
         contender.track(props)
     contender.flush()
@@ -372,6 +382,67 @@ def memory(sdk: str, endpoint: str, messages: int) -> dict[str, Any]:
     }
 
 
+def _short_path(filename: str) -> str:
+    """A source file's path from its package root (site-packages, the repo, the stdlib)."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            return "/".join(parts[parts.index(marker) + 1 :])
+    if "gainsight_segment" in parts:
+        return "/".join(parts[parts.index("gainsight_segment") :])
+    return parts[-1] if parts else filename
+
+
+def memory_breakdown(sdk: str, endpoint: str, messages: int, top: int = 8) -> dict[str, Any]:
+    """What each queued message holds: ``tracemalloc`` by allocation site, per message.
+
+    As :func:`memory`, behind a server that never answers, but counting the Python
+    allocations that are still alive (not RSS) and grouping them by the source line that
+    made them. Also returns the size of our serialized body, for comparison.
+    """
+    props = properties(0)
+    contender = Contender(sdk, endpoint, max_queue_size=max(messages, 100_000))
+    contender.track(props)
+    time.sleep(0.2)
+    gc.collect()
+    tracemalloc.start(1)
+    before = tracemalloc.take_snapshot()
+    for _ in range(messages - 1):
+        contender.track(props)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    count = messages - 1
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    stats = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "lineno")
+    total = sum(stat.size_diff for stat in stats)
+    sites = []
+    for stat in sorted(stats, key=lambda s: -s.size_diff)[:top]:
+        frame = stat.traceback[0]
+        sites.append(
+            {
+                "site": f"{_short_path(frame.filename)}:{frame.lineno}",
+                "code": linecache.getline(frame.filename, frame.lineno).strip()[:90],
+                "bytes": stat.size_diff / count,
+                "blocks": stat.count_diff / count,
+            }
+        )
+    result: dict[str, Any] = {
+        "traced_bytes_per_message": total / count,
+        "sites": sites,
+        "pending": contender.pending(),
+    }
+    if sdk == "ours":
+        from gainsight_segment import MessageBuilder
+
+        message = MessageBuilder().track(USER_ID, EVENT, props)
+        result["body_len"] = len(message.body)
+        result["body_object"] = sys.getsizeof(message.body)
+        result["message_id_object"] = sys.getsizeof(message.message_id)
+        result["message_tuple"] = sys.getsizeof(message)
+    return result
+
+
 def main() -> None:
     """Run the workload described by the JSON argument and print its result."""
     spec: dict[str, Any] = json.loads(sys.argv[1])
@@ -382,6 +453,7 @@ def main() -> None:
         "raw_throughput": raw_throughput,
         "load": load,
         "memory": memory,
+        "memory_breakdown": memory_breakdown,
     }
     result = functions[workload](**spec)
     sys.stdout.write(json.dumps(result) + "\n")

@@ -226,18 +226,24 @@ def _first_problem(payload: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _too_deep(payload: Mapping[str, Any]) -> bool:
-    """Tell whether containers nest deeper than the limit, visiting containers only."""
-    stack: list[tuple[Any, int]] = [(payload, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth >= _MAX_DEPTH:
-            return True
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend(
-            (child, depth + 1) for child in children if isinstance(child, (dict, list, tuple))
-        )
-    return False
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _maybe_too_deep(body: bytes) -> bool:
+    """Tell, cheaply, whether the containers of a JSON body may nest past the limit.
+
+    Keeps only the brackets, then peels off innermost pairs once per level, all in C; a
+    wide but shallow message takes a few passes. Brackets inside strings blur the count,
+    so a "yes" is checked exactly by the caller; a message crafted to look shallow can
+    slip through, and its receiver then refuses it, which is reported like any refusal.
+    """
+    brackets = body.translate(None, _NOT_BRACKETS)
+    for _ in range(_MAX_DEPTH):
+        peeled = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if not peeled or len(peeled) == len(brackets):
+            return False
+        brackets = peeled
+    return True
 
 
 def serialize(payload: Mapping[str, Any]) -> bytes:
@@ -263,7 +269,9 @@ def serialize(payload: Mapping[str, Any]) -> bytes:
     # a real "null" key or an escaped '\"null\":' in a string only costs that walk.
     # Likewise, nesting deeper than the limit encodes fine up to Python's recursion limit,
     # yet receivers refuse it; only a message with that many brackets can be that deep.
-    if '"null":' in text or (text.count("{") + text.count("[") > _MAX_DEPTH and _too_deep(payload)):
+    if '"null":' in text or (
+        text.count("{") + text.count("[") > _MAX_DEPTH and _maybe_too_deep(body)
+    ):
         problem = _first_problem(payload)
         if problem:
             raise InvalidMessageError(problem)
