@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import IO, Any, Callable, Literal, NoReturn, Optional, Union
+from typing import IO, Any, Callable, Literal, NoReturn, Optional, TypeVar, Union
 
 import attrs
 
@@ -463,7 +463,44 @@ def _trait_value(change: StateChange) -> Any:
     return None if change.value is None else json.loads(change.value)
 
 
-class AudienceSync:
+_Front = TypeVar("_Front", bound="_SyncFront")
+
+
+class _SyncFront:
+    """What AudienceSync and TraitSync share: their key, store and closing."""
+
+    _syncer: _Syncer
+
+    @property
+    def key(self) -> str:
+        """The trait name sent to Gainsight: the snake_case key of the name given."""
+        return self._syncer.key
+
+    @property
+    def store(self) -> StateStore:
+        """The state store."""
+        return self._syncer.store
+
+    def close(self) -> None:
+        """Close the state store if this object opened it (``state`` given as a path)."""
+        self._syncer.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key!r} store={self.store!r}>"
+
+    def __enter__(self: _Front) -> _Front:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AudienceSync(_SyncFront):
     """Keeps an audience's membership in Gainsight in step with your own computation.
 
     Each :meth:`sync` takes the audience's current members and sends one ``identify`` per
@@ -521,34 +558,6 @@ class AudienceSync:
             wire_value=_membership,
         )
 
-    @property
-    def key(self) -> str:
-        """The trait name sent to Gainsight: the snake_case key of the name given."""
-        return self._syncer.key
-
-    @property
-    def store(self) -> StateStore:
-        """The state store."""
-        return self._syncer.store
-
-    def close(self) -> None:
-        """Close the state store if this object opened it (``state`` given as a path)."""
-        self._syncer.close()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key!r} store={self.store!r}>"
-
-    def __enter__(self) -> AudienceSync:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def sync(
         self, members: Iterable[Id], *, progress: ProgressCallback | None = None
     ) -> SyncResult:
@@ -590,7 +599,7 @@ class AudienceSync:
         return self._syncer.preview(_member_rows(members, None), complete=True)
 
 
-class TraitSync:
+class TraitSync(_SyncFront):
     """Keeps a computed trait with arbitrary JSON values in step in Gainsight.
 
     Like :class:`AudienceSync`, but each user has a value (a number, string, list,
@@ -638,34 +647,6 @@ class TraitSync:
             batch_size=batch_size,
             wire_value=_trait_value,
         )
-
-    @property
-    def key(self) -> str:
-        """The trait name sent to Gainsight: the snake_case key of the name given."""
-        return self._syncer.key
-
-    @property
-    def store(self) -> StateStore:
-        """The state store."""
-        return self._syncer.store
-
-    def close(self) -> None:
-        """Close the state store if this object opened it (``state`` given as a path)."""
-        self._syncer.close()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key!r} store={self.store!r}>"
-
-    def __enter__(self) -> TraitSync:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def sync(
         self,
