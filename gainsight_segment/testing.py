@@ -32,24 +32,25 @@ from typing import Any
 from ._client import Client
 from ._collector import DEMO_ACCESS_KEY, Faults, LocalCollector, Request
 from ._config import DEFAULT_ENDPOINT
-from ._engine import Engine
+from ._engine import DryRunEngine, Engine
 from ._message import Message, MessageBuilder
 from ._receipt import Outcome, Receipt
-from ._report import ErrorCallback, Reporter, Stats, SuccessCallback
+from ._report import ErrorCallback, Reporter, SuccessCallback
 from ._whitelist import WhitelistSpec
 
 __all__ = ["DEMO_ACCESS_KEY", "Faults", "LocalCollector", "RecordingClient", "Request"]
 
 
-class _RecordingEngine:
+class _RecordingEngine(DryRunEngine):
     """An engine that keeps messages instead of sending them: no threads, no network.
 
     Each message counts as queued and delivered at once, so a client's counters reconcile
-    exactly as they do for a client whose messages all got through.
+    exactly as they do for a client whose messages all got through. Flushing, shutting down
+    and the counters are the dry run's: nothing is ever pending.
     """
 
     def __init__(self, reporter: Reporter) -> None:
-        self._reporter = reporter
+        super().__init__(reporter)
         self._lock = threading.Lock()
         self._messages: list[Message] = []
 
@@ -72,18 +73,6 @@ class _RecordingEngine:
         """Forget the recorded messages."""
         with self._lock:
             self._messages.clear()
-
-    def flush(self, timeout: float | None) -> bool:
-        """Nothing is ever pending: returns ``True``."""
-        return True
-
-    def shutdown(self, timeout: float | None) -> bool:
-        """Nothing to stop: returns ``True``; the recorded messages stay readable."""
-        return True
-
-    def stats(self) -> Stats:
-        """The counters."""
-        return self._reporter.snapshot()
 
 
 class RecordingClient(Client):
