@@ -1,4 +1,12 @@
-"""The track whitelist: the shapes Segment's settings use, name normalization and matching."""
+"""The track whitelist: the shapes Segment's settings use, name normalization and matching.
+
+An event is sent when either of two rules matches it to a whitelisted name:
+
+- the friendly rule (:func:`normalize_event_name`): case, spaces, ``_``, ``-``, ``.`` and
+  camelCase boundaries are ignored;
+- the legacy rule (:func:`_legacy_no_case`): the "no case" form that Segment's destination
+  compared, so that no event it sent through the same whitelist is skipped here.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +27,14 @@ _CAMEL_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[\s_\-.]+")
 _SEEN_LIMIT = 4096
 
+# The legacy rule was written as JavaScript regular expressions, whose classes differ from
+# Python's, so they are spelled out. JavaScript's \s is this set (Python's \s also holds
+# \x1c-\x1f and \x85, but not \ufeff). JavaScript's \w is ASCII only: any other letter or
+# digit is a separator there, and so here.
+_JS_SPACE = re.compile("[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]")
+_JS_NON_WORD_RUN = re.compile(r"[^A-Za-z0-9]+")
+_JS_CAPITALS = re.compile(r"(.)([A-Z]+)")
+
 
 def normalize_event_name(name: str) -> str:
     """Return the form of an event name that whitelist matching compares.
@@ -35,6 +51,48 @@ def normalize_event_name(name: str) -> str:
     """
     spaced = _CAMEL_BREAK.sub(" ", name)
     return _SEPARATORS.sub(" ", spaced).strip().lower()
+
+
+def _legacy_no_case(name: str) -> str:
+    """Return the form of an event name that Segment's destination compared.
+
+    Segment matched whitelisted names with the npm package ``to-no-case`` 0.1.3, and sent
+    an event when this form of its name equalled that of a whitelisted name. The first rule
+    that applies wins:
+
+    1. A name holding whitespace is only lower-cased: ``Order  Completed`` keeps both spaces.
+    2. A name holding any character other than an ASCII letter or digit has each run of such
+       characters replaced by one space, or removed at the end of the name; the result is
+       lower-cased, with no camelCase split: ``orderCompleted_v2`` -> ``ordercompleted v2``.
+       Non-ASCII letters are separators too (``CaféOpened`` -> ``caf opened``), and a name
+       made only of separators is kept as it is, lower-cased.
+    3. Any other name (ASCII letters and digits only) gets a space before each run of
+       capitals that follows a character, and between the capitals of the run, then is
+       lower-cased: ``orderCompleted`` -> ``order completed``, ``iOS`` -> ``i o s``.
+
+    Args:
+        name: An event name.
+
+    Returns:
+        The name's legacy "no case" form.
+    """
+    # str.lower() and JavaScript's toLowerCase() both apply Unicode's full lower-case
+    # mapping, final sigma included, so the lower-casing needs no emulation.
+    if _JS_SPACE.search(name):
+        return name.lower()
+    if _JS_NON_WORD_RUN.search(name):
+        end = len(name)
+        spaced = _JS_NON_WORD_RUN.sub(lambda run: "" if run.end() == end else " ", name)
+        # to-no-case keeps the name when nothing is left, so that "注文" stays "注文".
+        return (spaced or name).lower()
+    # Only ASCII letters and digits are left here, so "." cannot meet a line break.
+    return _JS_CAPITALS.sub(_split_capitals, name).lower()
+
+
+def _split_capitals(match: re.Match[str]) -> str:
+    # The character before the run is kept: at the start of a name it is the run's own
+    # first capital, which is how "ABTest" ends up "a b test" rather than " a b test".
+    return f"{match[1]} {' '.join(match[2])}"
 
 
 def _names(spec: Iterable[Any] | Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
@@ -60,12 +118,18 @@ class TrackWhitelist:
     list of names, Segment's "mixed" list of ``{"key": name, "value": ...}`` objects, or a
     mapping whose keys are names.
 
+    An event is sent when its name matches a whitelisted name by either rule: the
+    friendly one (:func:`normalize_event_name`) or the one Segment's destination used
+    (``to-no-case`` 0.1.3), so every event Segment sent through the same whitelist is sent.
+
     Attributes:
         names: The normalized names (see :func:`normalize_event_name`).
+        legacy_names: The names in the form Segment's destination compared.
     """
 
     names: frozenset[str] = frozenset()
-    # Normalizing costs two regular expressions; remember the answer per event name.
+    legacy_names: frozenset[str] = frozenset()
+    # Normalizing costs a few regular expressions; remember the answer per event name.
     _seen: dict[str, bool] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     @classmethod
@@ -97,6 +161,7 @@ class TrackWhitelist:
                 f"got {type(spec).__name__}"
             )
         names = set()
+        legacy_names = set()
         for where, name in _names(spec):
             if not isinstance(name, str):
                 raise ConfigurationError(
@@ -106,7 +171,8 @@ class TrackWhitelist:
             if not normalized:
                 raise ConfigurationError(f"{where}: event name is empty")
             names.add(normalized)
-        return cls(frozenset(names))
+            legacy_names.add(_legacy_no_case(name))
+        return cls(frozenset(names), frozenset(legacy_names))
 
     def allows(self, event: str) -> bool:
         """Tell whether a track event with this name is sent.
@@ -115,13 +181,17 @@ class TrackWhitelist:
             event: The track call's event name.
 
         Returns:
-            ``True`` when the whitelist is empty or holds the event's normalized name.
+            ``True`` when the whitelist is empty, holds the event's normalized name, or
+            holds its legacy form.
         """
         if not self.names:
             return True
         allowed = self._seen.get(event)
         if allowed is None:
-            allowed = normalize_event_name(event) in self.names
+            allowed = (
+                normalize_event_name(event) in self.names
+                or _legacy_no_case(event) in self.legacy_names
+            )
             # Apps use a handful of event names; the bound only guards against one that
             # puts ids in its event names.
             if len(self._seen) < _SEEN_LIMIT:
