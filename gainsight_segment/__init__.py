@@ -14,7 +14,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._client import Client
-from ._config import Settings
 from ._errors import (
     ClientClosedError,
     ConfigurationError,
@@ -24,8 +23,9 @@ from ._errors import (
 )
 from ._message import MessageBuilder
 from ._receipt import Outcome, Receipt
-from ._report import Stats
+from ._settings import Settings
 from ._version import __version__
+from .delivery._ledger import Stats
 
 if TYPE_CHECKING:
     from ._audience import AudienceSync, SyncProgress, SyncResult, TraitSync, audience_key

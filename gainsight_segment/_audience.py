@@ -342,7 +342,7 @@ class _Syncer:
         self.key = audience_key(name)
         self.client = client
         self.wire_value = wire_value
-        workers = client.settings.workers
+        workers = client.settings.senders
         if concurrency is None:
             concurrency = workers
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:

@@ -26,7 +26,7 @@ from typing import IO, Any, NoReturn
 
 import attrs
 
-from ._config import ACCESS_KEY_ENV, DEFAULT_ENDPOINT
+from ._settings import ACCESS_KEY_ENV, DEFAULT_ENDPOINT
 from ._errors import GainsightError
 from ._message import Message, MessageBuilder
 from ._version import __version__

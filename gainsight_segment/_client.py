@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Mapping
 from types import TracebackType
 
-from ._config import (
+import requests
+
+from ._errors import ClientClosedError, ConfigurationError
+from ._message import Id, Message, MessageBuilder, Properties, Timestamp, TimeText, check_event
+from ._receipt import Outcome, Receipt
+from ._settings import (
     DEFAULT_BACKOFF_FACTOR,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_BLOCK_TIMEOUT,
@@ -14,21 +19,22 @@ from ._config import (
     DEFAULT_EXIT_TIMEOUT,
     DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_WORKERS,
     DEFAULT_ON_QUEUE_FULL,
     DEFAULT_TIMEOUT,
-    DEFAULT_WORKERS,
     QueueFullPolicy,
     Settings,
     Verify,
 )
-from ._engine import DryRunEngine, Engine, SyncEngine
-from ._errors import ClientClosedError
-from ._message import Id, Message, MessageBuilder, Properties, Timestamp, check_event
-from ._receipt import Outcome, Receipt
-from ._report import ErrorCallback, Reporter, Stats, SuccessCallback
-from ._transport import Transport
 from ._whitelist import WhitelistSpec
-from ._worker import ThreadedEngine
+from ._wire import request_headers
+from .delivery._attempts import Attempts
+from .delivery._callbacks import Callbacks, ErrorCallback, SuccessCallback
+from .delivery._engines import DryRunEngine, Engine, SyncEngine, Transports
+from .delivery._ledger import Ledger, Stats
+from .delivery._policy import RetryPolicy, Scrubber
+from .delivery._threaded import ThreadedEngine
+from .transport import DefaultTransport, RequestsTransport, Transport, TransportFactory
 
 
 class Client:
@@ -49,31 +55,32 @@ class Client:
     Args:
         access_key: The Gainsight access key (36 characters, UUID layout); read from
             ``GAINSIGHT_ACCESS_KEY`` when omitted.
-        track_whitelist: Track event names to send; ``None`` or empty sends every track.
-            A list of names, Segment's list of ``{"key": name}`` objects, or a mapping.
-        endpoint: Base URL of the Gainsight event endpoint (``https://``; ``http://`` only
-            for loopback hosts).
-        timeout: Seconds to wait for a connection and for a response, per attempt.
-        max_retries: Retries of a retryable failure (network error, timeout, 408, 429,
-            500, 502, 503, 504) after the first attempt.
-        backoff_factor: Base of the exponential backoff between retries, in seconds.
-        backoff_max: Longest wait between two attempts, ``Retry-After`` included.
-        workers: Sender threads, i.e. requests in flight at once.
-        max_queue_size: Messages that may wait for delivery.
-        on_queue_full: ``"drop"`` a new message when the queue is full (counted and
-            reported to ``on_error``), or ``"block"`` the caller for up to
-            ``block_timeout`` seconds first.
-        block_timeout: Longest wait of a blocked caller.
-        exit_timeout: Seconds the interpreter's exit waits for queued messages; ``0``
-            turns the exit flush off.
-        sync_mode: Send in the caller's thread; failures are reported, not raised.
-        send: ``False`` builds and validates messages but never sends them.
-        verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
-        proxies: Explicit proxies by URL scheme; environment proxy variables are ignored.
+        track_whitelist: See :class:`Settings`, as for every setting up to ``proxies``.
+        endpoint: See :class:`Settings`.
+        timeout: See :class:`Settings`.
+        max_retries: See :class:`Settings`.
+        backoff_factor: See :class:`Settings`.
+        backoff_max: See :class:`Settings`.
+        workers: See :class:`Settings`.
+        max_workers: See :class:`Settings`.
+        max_queue_size: See :class:`Settings`.
+        on_queue_full: See :class:`Settings`.
+        block_timeout: See :class:`Settings`.
+        exit_timeout: See :class:`Settings`.
+        sync_mode: See :class:`Settings`.
+        send: See :class:`Settings`.
+        verify: See :class:`Settings`.
+        proxies: See :class:`Settings`.
         on_error: Called with ``(DeliveryError, message dict)`` for every message that is
             not delivered; exceptions it raises are logged and ignored.
         on_success: Called with the message dict for every message delivered.
         builder: Builds messages; pass one with a fixed clock and ids in tests.
+        transport: Makes each HTTP attempt: a
+            :class:`~gainsight_segment.transport.Transport`, or a zero-argument callable
+            returning one (called again in a forked child). By default a
+            :class:`~gainsight_segment.transport.DefaultTransport`.
+        session: A ``requests.Session`` of yours to send through (its adapters, hooks,
+            CA bundle and proxies apply); set ``verify`` and proxies on it, not here.
 
     Attributes:
         settings: The validated settings (the key masked in its ``repr()``).
@@ -92,7 +99,8 @@ class Client:
         max_retries: int = DEFAULT_MAX_RETRIES,
         backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
-        workers: int = DEFAULT_WORKERS,
+        workers: int | None = None,
+        max_workers: int = DEFAULT_MAX_WORKERS,
         max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
         on_queue_full: QueueFullPolicy = DEFAULT_ON_QUEUE_FULL,
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
@@ -104,6 +112,8 @@ class Client:
         on_error: ErrorCallback | None = None,
         on_success: SuccessCallback | None = None,
         builder: MessageBuilder | None = None,
+        transport: Transport | TransportFactory | None = None,
+        session: requests.Session | None = None,
     ) -> None:
         self.settings = Settings(
             access_key=access_key,
@@ -114,6 +124,7 @@ class Client:
             backoff_factor=backoff_factor,
             backoff_max=backoff_max,
             workers=workers,
+            max_workers=max_workers,
             max_queue_size=max_queue_size,
             on_queue_full=on_queue_full,
             block_timeout=block_timeout,
@@ -125,18 +136,11 @@ class Client:
         )
         self._builder = builder or MessageBuilder()
         self._whitelist = self.settings.track_whitelist
-        self._reporter = Reporter(on_error, on_success)
-        self._engine = self._make_engine()
-        self._closed = False
-
-    def _make_engine(self) -> Engine:
-        settings = self.settings
-        if not settings.send:
-            return DryRunEngine(self._reporter)
-        if settings.sync_mode:
-            # A synchronous client's retry waits are never interrupted.
-            return SyncEngine(Transport(settings, threading.Event()), self._reporter)
-        return ThreadedEngine(settings, self._reporter, Transport)
+        self._engine = _engine(
+            self.settings,
+            Callbacks(on_error, on_success),
+            _transports(self.settings, transport, session),
+        )
 
     def __repr__(self) -> str:
         s = self.settings
@@ -221,11 +225,12 @@ class Client:
                 skips is not built, so only its event name is checked.
             ClientClosedError: When the client was shut down.
         """
-        if self._closed:
+        ledger = self._engine.ledger
+        if ledger.closed:
             raise ClientClosedError("the client was shut down; create a new Client")
         if not self._whitelist.allows(check_event(event)):
             # Skipped before anything is built: most apps skip most of their events.
-            self._reporter.count_filtered()
+            ledger.count_filtered()
             skipped_id = self._builder.new_id() if message_id is None else str(message_id)
             return Receipt(skipped_id, Outcome.FILTERED)
         message = self._builder.track(
@@ -241,8 +246,6 @@ class Client:
         return self._submit(message)
 
     def _submit(self, message: Message) -> Receipt:
-        if self._closed:
-            raise ClientClosedError("the client was shut down; create a new Client")
         return self._engine.submit(message)
 
     def group(
@@ -316,7 +319,6 @@ class Client:
             deadline; ``False`` if the deadline cut delivery short. A later or concurrent
             call waits for the first one and returns its answer.
         """
-        self._closed = True
         return self._engine.shutdown(timeout)
 
     def stats(self) -> Stats:
@@ -333,3 +335,61 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.shutdown()
+
+
+def _transports(
+    settings: Settings,
+    transport: Transport | TransportFactory | None,
+    session: requests.Session | None,
+) -> Transports | None:
+    """What the engine sends through; ``None`` for a dry run."""
+    if transport is not None and session is not None:
+        raise ConfigurationError("transport, session: pass one or the other, not both")
+    if session is not None:
+        if not isinstance(session, requests.Session):
+            raise ConfigurationError(
+                f"session: must be a requests.Session, got {type(session).__name__}"
+            )
+        if settings.verify is not True or settings.proxies:
+            raise ConfigurationError(
+                "verify, proxies: set them on your session (session.verify, "
+                "session.proxies) rather than on the client"
+            )
+    if transport is not None and not (hasattr(transport, "send") or callable(transport)):
+        raise ConfigurationError(
+            "transport: must be a Transport (with send() and close()) or a zero-argument "
+            f"callable returning one, got {type(transport).__name__}"
+        )
+    if not settings.send:
+        return None
+    if session is not None:
+        return Transports(functools.partial(RequestsTransport, session))
+    if transport is None:
+        return Transports(
+            functools.partial(
+                DefaultTransport,
+                verify=settings.verify,
+                proxies=settings.proxies,
+                pool_size=settings.senders,
+            )
+        )
+    if hasattr(transport, "send") and not isinstance(transport, type):
+        return Transports(None, transport)  # type: ignore[arg-type]
+    return Transports(transport)
+
+
+def _engine(settings: Settings, callbacks: Callbacks, transports: Transports | None) -> Engine:
+    ledger = Ledger()
+    if transports is None:
+        return DryRunEngine(ledger)
+    attempts = Attempts(
+        url=settings.url,
+        headers=request_headers(settings.access_key.secret),
+        timeout=settings.timeout,
+        policy=RetryPolicy(settings.max_retries, settings.backoff_factor, settings.backoff_max),
+        scrub=Scrubber(settings.access_key.secret),
+        sent_at=TimeText(),
+    )
+    if settings.sync_mode:
+        return SyncEngine(transports, attempts, ledger, callbacks)
+    return ThreadedEngine(settings, transports, attempts, ledger, callbacks)

@@ -4,13 +4,42 @@
 
     Exception
      +-- GainsightError                  base of everything this library raises
-          +-- ConfigurationError          bad settings (also a ValueError)
-          +-- InvalidMessageError         a call whose message cannot be built (also a ValueError)
-          +-- DeliveryError               handed to ``on_error``: a message that was not delivered
-          +-- ClientClosedError           a call on a client that was shut down
+          +-- ConfigurationError     bad settings (also a ValueError)
+          +-- InvalidMessageError    a call whose message cannot be built (also a ValueError)
+          +-- ClientClosedError      a call on a client that was shut down (also a RuntimeError)
+          +-- DeliveryError          handed to ``on_error``: a message that was not delivered
+          +-- TransportError         one attempt failed below HTTP (raised by a Transport)
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+DeliveryErrorKind = Literal[
+    "queue_full",
+    "shutdown",
+    "network",
+    "timeout",
+    "tls",
+    "http_status",
+    "invalid_response",
+    "outbox",
+    "unexpected",
+]
+"""Why a message was not delivered, in a word a program can branch on:
+
+- ``queue_full``: dropped because the queue (or the outbox) was full.
+- ``shutdown``: given up by ``shutdown()`` or the exit flush at their deadline.
+- ``network``: the connection failed or was cut (after the retries).
+- ``timeout``: no complete answer within ``timeout`` (after the retries).
+- ``tls``: the TLS handshake or the certificate check failed (never retried).
+- ``http_status``: the endpoint answered with a status that is not 2xx.
+- ``invalid_response``: the answer was not valid HTTP.
+- ``outbox``: the durable outbox could not keep or return the message.
+- ``unexpected``: a bug or an error from a custom transport; the log has its traceback.
+"""
+
+TransportErrorKind = Literal["network", "timeout", "tls", "invalid_response"]
 
 
 class GainsightError(Exception):
@@ -33,6 +62,25 @@ class ClientClosedError(GainsightError, RuntimeError):
     """A call was made on a client after :meth:`Client.shutdown`."""
 
 
+class TransportError(GainsightError):
+    """One attempt failed below HTTP: no usable response was received.
+
+    Raised by a :class:`~gainsight_segment.transport.Transport`; the delivery policy decides
+    whether to retry (every kind but ``tls`` is retried).
+
+    Args:
+        reason: What went wrong, for people; it must not contain the access key.
+        kind: ``network``, ``timeout``, ``tls`` or ``invalid_response``.
+
+    Attributes:
+        kind: ``network``, ``timeout``, ``tls`` or ``invalid_response``.
+    """
+
+    def __init__(self, reason: str, *, kind: TransportErrorKind = "network") -> None:
+        super().__init__(reason)
+        self.kind: TransportErrorKind = kind
+
+
 class DeliveryError(GainsightError):
     """A message that was not delivered, as reported to ``on_error``.
 
@@ -41,6 +89,7 @@ class DeliveryError(GainsightError):
 
     Attributes:
         reason: What went wrong, e.g. ``HTTP 400: not retried`` (also ``str(error)``).
+        kind: Why, in one word (see :data:`DeliveryErrorKind`), e.g. ``"http_status"``.
         status: The final HTTP status, or ``None`` when no response was received
             (network error, timeout, queue full, shutdown deadline).
         body: A short excerpt of the response body (empty when there was none).
@@ -52,6 +101,7 @@ class DeliveryError(GainsightError):
         self,
         reason: str,
         *,
+        kind: DeliveryErrorKind = "unexpected",
         status: int | None = None,
         body: str = "",
         retried: bool = False,
@@ -59,6 +109,7 @@ class DeliveryError(GainsightError):
     ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind: DeliveryErrorKind = kind
         self.status = status
         self.body = body
         self.retried = retried
@@ -66,6 +117,6 @@ class DeliveryError(GainsightError):
 
     def __repr__(self) -> str:
         return (
-            f"DeliveryError({self.reason!r}, status={self.status!r}, body={self.body!r}, "
-            f"retried={self.retried!r}, message_id={self.message_id!r})"
+            f"DeliveryError({self.reason!r}, kind={self.kind!r}, status={self.status!r}, "
+            f"body={self.body!r}, retried={self.retried!r}, message_id={self.message_id!r})"
         )

@@ -26,53 +26,25 @@ adding ``pytest_plugins = ["gainsight_segment.pytest_plugin"]`` to their top-lev
 
 from __future__ import annotations
 
-import threading
+import json
 from typing import Any
 
 from ._client import Client
 from ._collector import DEMO_ACCESS_KEY, Faults, LocalCollector, Request
-from ._config import DEFAULT_ENDPOINT
-from ._engine import DryRunEngine, Engine
-from ._message import Message, MessageBuilder
-from ._receipt import Outcome, Receipt
-from ._report import ErrorCallback, Reporter, SuccessCallback
+from ._message import MessageBuilder
+from ._mock import MockTransport
+from ._settings import DEFAULT_ENDPOINT
 from ._whitelist import WhitelistSpec
+from .delivery._callbacks import ErrorCallback, SuccessCallback
 
-__all__ = ["DEMO_ACCESS_KEY", "Faults", "LocalCollector", "RecordingClient", "Request"]
-
-
-class _RecordingEngine(DryRunEngine):
-    """An engine that keeps messages instead of sending them: no threads, no network.
-
-    Each message counts as queued and delivered at once, so a client's counters reconcile
-    exactly as they do for a client whose messages all got through. Flushing, shutting down
-    and the counters are the dry run's: nothing is ever pending.
-    """
-
-    def __init__(self, reporter: Reporter) -> None:
-        super().__init__(reporter)
-        self._lock = threading.Lock()
-        self._messages: list[Message] = []
-
-    def submit(self, message: Message) -> Receipt:
-        """Record the message and report it delivered."""
-        # Queued with a ticket, so that a snapshot taken meanwhile shows it pending and
-        # the counters reconcile at every moment.
-        ticket = self._reporter.queued_one()
-        with self._lock:
-            self._messages.append(message)
-        self._reporter.delivered_one(message, 0, ticket)
-        return Receipt(message.message_id, Outcome.SENT)
-
-    def recorded(self) -> list[Message]:
-        """A copy of the recorded messages, in call order."""
-        with self._lock:
-            return list(self._messages)
-
-    def clear(self) -> None:
-        """Forget the recorded messages."""
-        with self._lock:
-            self._messages.clear()
+__all__ = [
+    "DEMO_ACCESS_KEY",
+    "Faults",
+    "LocalCollector",
+    "MockTransport",
+    "RecordingClient",
+    "Request",
+]
 
 
 class RecordingClient(Client):
@@ -81,10 +53,12 @@ class RecordingClient(Client):
     ``identify``, ``track`` and ``group`` build and validate each message exactly as
     ``Client`` does (the same :class:`~gainsight_segment.InvalidMessageError` for the same
     mistakes), and the track whitelist applies the same way: a skipped track returns a
-    ``FILTERED`` receipt and is not recorded. Every other message is recorded and its receipt
-    says :attr:`~gainsight_segment.Outcome.SENT`, as if delivered; ``on_success`` is called
-    and :meth:`~gainsight_segment.Client.stats` counts it queued and delivered. Nothing is
-    ever sent: there are no threads and no sockets, and ``flush()`` returns at once.
+    ``FILTERED`` receipt and is not recorded. Every other message goes through the real
+    synchronous engine, retry policy and counters to a :class:`MockTransport` that records
+    it and answers 200: its receipt says :attr:`~gainsight_segment.Outcome.SENT`,
+    ``on_success`` is called and :meth:`~gainsight_segment.Client.stats` counts it queued
+    and delivered. Nothing is sent over a network: there are no threads and no sockets,
+    and ``flush()`` returns at once.
 
     It is safe to call from several threads. After ``shutdown()`` calls raise
     :class:`~gainsight_segment.ClientClosedError` as usual, and what was recorded stays
@@ -107,6 +81,10 @@ class RecordingClient(Client):
         on_success: Called with each recorded message's dict.
         builder: Builds messages; pass one with a fixed clock and ids for exact payloads.
 
+    Attributes:
+        transport: The :class:`MockTransport` every request went to, with its raw
+            requests (``sentAt`` and headers included).
+
     Raises:
         ConfigurationError: When a setting is invalid, exactly as for ``Client``.
     """
@@ -121,6 +99,7 @@ class RecordingClient(Client):
         on_success: SuccessCallback | None = None,
         builder: MessageBuilder | None = None,
     ) -> None:
+        self.transport = MockTransport()
         super().__init__(
             access_key,
             track_whitelist=track_whitelist,
@@ -128,12 +107,10 @@ class RecordingClient(Client):
             on_error=on_error,
             on_success=on_success,
             builder=builder,
+            sync_mode=True,
+            exit_timeout=0,
+            transport=self.transport,
         )
-
-    def _make_engine(self) -> Engine:
-        # Kept with its own type, for the recording-specific methods the protocol lacks.
-        self._recorder = _RecordingEngine(self._reporter)
-        return self._recorder
 
     def __repr__(self) -> str:
         s = self.settings
@@ -147,7 +124,7 @@ class RecordingClient(Client):
         when a message is sent). Every access returns fresh copies: changing them changes
         nothing recorded.
         """
-        return [message.payload() for message in self._recorder.recorded()]
+        return [_recorded(request.body) for request in self.transport.requests]
 
     def identifies(self) -> list[dict[str, Any]]:
         """Return the recorded identify messages, in call order.
@@ -167,9 +144,9 @@ class RecordingClient(Client):
             The track messages as dicts, as in :attr:`messages`.
         """
         return [
-            message.payload()
-            for message in self._recorder.recorded()
-            if message.type == "track" and (event is None or message.event == event)
+            message
+            for message in self._of_type("track")
+            if event is None or message.get("event") == event
         ]
 
     def groups(self) -> list[dict[str, Any]]:
@@ -182,7 +159,13 @@ class RecordingClient(Client):
 
     def clear(self) -> None:
         """Forget the recorded messages; the counters of :meth:`stats` keep counting."""
-        self._recorder.clear()
+        self.transport.clear()
 
     def _of_type(self, type: str) -> list[dict[str, Any]]:
-        return [message.payload() for message in self._recorder.recorded() if message.type == type]
+        return [message for message in self.messages if message.get("type") == type]
+
+
+def _recorded(body: bytes) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(body)
+    message.pop("sentAt", None)
+    return message

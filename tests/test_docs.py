@@ -40,7 +40,7 @@ import pytest
 
 import gainsight_segment
 from gainsight_segment._collector import LocalCollector
-from gainsight_segment._config import (
+from gainsight_segment._settings import (
     ACCESS_KEY_ENV,
     DEFAULT_ENDPOINT,
     AccessKey,

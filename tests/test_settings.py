@@ -1,4 +1,4 @@
-"""Tests of ``gainsight_segment._config``: access key, endpoint and the Settings value object."""
+"""Tests of ``gainsight_segment._settings``: access key, endpoint and the Settings value object."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 import requests.utils
 
 from gainsight_segment import ConfigurationError, GainsightError, Settings
-from gainsight_segment._config import (
+from gainsight_segment._settings import (
     ACCESS_KEY_ENV,
     DEFAULT_ENDPOINT,
-    EVENT_PATH,
     AccessKey,
     mask,
     normalize_endpoint,
 )
 from gainsight_segment._whitelist import TrackWhitelist
+from gainsight_segment._wire import EVENT_PATH
 
 KEY = "35a84f9e-7084-47a1-b8a5-593444e9e862"
 OTHER_KEY = "0f1e2d3c-4b5a-6978-8a9b-acbdcedf0f1e"
@@ -193,7 +193,26 @@ def test_normalize_endpoint_accepts(given: str, expected: str) -> None:
         pytest.param("http://128.0.0.1", "only allowed for loopback", id="http-128"),
         pytest.param("http://localhost.evil.com", "only allowed for loopback", id="http-lookalike"),
         pytest.param("ftp://event.gainsight.com", "https://", id="ftp"),
-        pytest.param("event.gainsight.com", "scheme 'none'", id="no-scheme"),
+        pytest.param(
+            "event.gainsight.com",
+            "has no scheme; write it as 'https://event.gainsight.com'",
+            id="no-scheme",
+        ),
+        pytest.param(
+            "127.0.0.1:1234",
+            "has no scheme; write it as 'http://127.0.0.1:1234'",
+            id="loopback-without-scheme",
+        ),
+        pytest.param(
+            "localhost:8080", "write it as 'http://localhost:8080'", id="localhost-without-scheme"
+        ),
+        pytest.param("https://exa mple.com", "white space or control", id="space-in-host"),
+        pytest.param("https://exa\nmple.com", "white space or control", id="newline-in-host"),
+        pytest.param("https://exa\x00mple.com", "white space or control", id="nul-in-host"),
+        pytest.param("https://exa\tmple.com", "white space or control", id="tab-in-host"),
+        pytest.param("https://exa$mple.com", "not a valid host", id="dollar-in-host"),
+        pytest.param("https://-example.com", "not a valid host", id="leading-hyphen"),
+        pytest.param("https://a..b.com", "not a valid host", id="empty-label"),
         pytest.param("https://", "no host", id="no-host"),
         pytest.param("https:///path", "no host", id="no-host-with-path"),
         pytest.param("https://user:pw@example.com", "credentials", id="credentials"),

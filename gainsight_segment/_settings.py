@@ -14,6 +14,7 @@ import attrs
 
 from ._errors import ConfigurationError
 from ._whitelist import TrackWhitelist, WhitelistSpec
+from ._wire import event_url
 
 QueueFullPolicy = Literal["drop", "block"]
 
@@ -23,17 +24,20 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF_FACTOR = 0.5
 DEFAULT_BACKOFF_MAX = 30.0
-DEFAULT_WORKERS = 8
+DEFAULT_MAX_WORKERS = 32
 DEFAULT_MAX_QUEUE_SIZE = 10_000
 DEFAULT_ON_QUEUE_FULL: QueueFullPolicy = "drop"
 DEFAULT_BLOCK_TIMEOUT = 1.0
 DEFAULT_EXIT_TIMEOUT = 5.0
-EVENT_PATH = "/clickstream/segmentio/event"
 
 _UUID_LAYOUT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 _LOOPBACK_NAMES = frozenset({"localhost"})
+# Labels of letters, digits, hyphens and (seen in practice, accepted by HTTP libraries)
+# underscores, separated by single dots.
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 
 Verify = Union[bool, str]
 
@@ -117,6 +121,28 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        # Internationalized names are sent in their ASCII (IDNA) form, as requests sends them.
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return _HOST_NAME.fullmatch(ascii_host) is not None
+
+
+def _with_scheme(url: str) -> str:
+    try:
+        host = urlsplit("//" + url).hostname or ""
+    except ValueError:
+        host = ""
+    return ("http://" if _is_loopback(host) else "https://") + url
+
+
 def normalize_endpoint(value: object) -> str:
     """Validate an endpoint base URL and return it without trailing slashes.
 
@@ -127,25 +153,36 @@ def normalize_endpoint(value: object) -> str:
         The URL without trailing slashes.
 
     Raises:
-        ConfigurationError: Unless it is an ``https://`` URL with a host, or an
-            ``http://`` URL to a loopback host; credentials, queries and fragments are
-            refused too.
+        ConfigurationError: Unless it is an ``https://`` URL with a valid host, or an
+            ``http://`` URL to a loopback host; white space, control characters,
+            credentials, queries and fragments are refused too.
     """
     if not isinstance(value, str):
         raise ConfigurationError(f"endpoint: must be a string, got {type(value).__name__}")
     url = value.strip().rstrip("/")
+    # urlsplit silently drops tabs and line breaks, and keeps spaces and NULs in the host;
+    # any of them would only fail later, in the HTTP library, with its own error.
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        raise ConfigurationError("endpoint: must not contain white space or control characters")
     try:
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 - parsing the port validates it
     except ValueError as exc:
         raise ConfigurationError(f"endpoint: not a valid URL ({exc})") from None
+    if "://" not in url and not url.endswith(":"):
+        raise ConfigurationError(
+            f"endpoint: has no scheme; write it as {_with_scheme(url)!r} "
+            "(https://, or http:// for a loopback host)"
+        )
     if parts.scheme not in ("https", "http"):
         raise ConfigurationError(
             f"endpoint: must start with https:// (got scheme {parts.scheme or 'none'!r})"
         )
     if not host:
         raise ConfigurationError("endpoint: has no host")
+    if not _valid_host(host):
+        raise ConfigurationError(f"endpoint: {host!r} is not a valid host name or address")
     if parts.scheme == "http" and not _is_loopback(host):
         raise ConfigurationError(
             "endpoint: http:// is only allowed for loopback hosts; use https://"
@@ -161,7 +198,12 @@ def normalize_endpoint(value: object) -> str:
 # Upper bounds keep every setting within what threads, sockets and timed waits can take
 # (threading.TIMEOUT_MAX is far above a day) and every error text printable.
 _MAX_SECONDS = 86_400.0
-_MAX_COUNTS = {"max_retries": 100, "workers": 256, "max_queue_size": 10_000_000}
+_MAX_COUNTS = {
+    "max_retries": 100,
+    "workers": 256,
+    "max_workers": 256,
+    "max_queue_size": 10_000_000,
+}
 
 
 def _shown(value: float) -> str:
@@ -191,9 +233,11 @@ def _check_non_negative(instance: object, attribute: attrs.Attribute[Any], value
     _seconds(attribute.name, value, allow_zero=True)
 
 
-def _check_count(minimum: int) -> Any:
+def _check_count(minimum: int, *, optional: bool = False) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         name = attribute.name
+        if optional and value is None:
+            return
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigurationError(f"{name}: must be an integer, got {type(value).__name__}")
         if value < minimum:
@@ -219,11 +263,12 @@ def _check_verify(instance: object, attribute: attrs.Attribute[Any], value: obje
         raise ConfigurationError(f"verify: no CA bundle at {value!r}")
 
 
-def _check_proxies(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_proxies(instance: Settings, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ConfigurationError("proxies: must be a mapping of scheme to proxy URL strings")
+    plain_http = instance.endpoint.startswith("http://")
     for scheme, url in value.items():
         try:
             parts = urlsplit(url)
@@ -233,6 +278,14 @@ def _check_proxies(instance: object, attribute: attrs.Attribute[Any], value: obj
         if proxy_scheme not in ("http", "https") or not host:
             raise ConfigurationError(
                 f"proxies[{scheme!r}]: must be an http:// or https:// URL with a host"
+            )
+        # A plain-HTTP request goes to its proxy in clear text, access key included; that is
+        # only acceptable when the proxy, like the endpoint, is on this machine.
+        applies = scheme in ("http", "all") or scheme.startswith(("http://", "all://"))
+        if plain_http and applies and not _is_loopback(host):
+            raise ConfigurationError(
+                f"proxies[{scheme!r}]: an http:// endpoint would send the access key in clear "
+                f"text to the proxy {host!r}; use a loopback proxy, or no proxy"
             )
 
 
@@ -279,7 +332,10 @@ class Settings:
         max_retries: Retries after the first attempt for retryable failures.
         backoff_factor: Base of the exponential backoff between retries, in seconds.
         backoff_max: Longest wait between two attempts, ``Retry-After`` included.
-        workers: Sender threads, i.e. requests in flight at once.
+        workers: A fixed number of sender threads; ``None`` (the default) lets the
+            number follow the backlog, from none when idle up to ``max_workers``.
+        max_workers: The most sender threads, i.e. requests in flight at once, when
+            ``workers`` is ``None``.
         max_queue_size: Messages that may wait in the queue.
         on_queue_full: ``"drop"`` the new message (counted and reported) or ``"block"``
             the caller for up to ``block_timeout`` seconds, then drop.
@@ -301,7 +357,8 @@ class Settings:
         default=DEFAULT_BACKOFF_FACTOR, validator=_check_non_negative
     )
     backoff_max: float = attrs.field(default=DEFAULT_BACKOFF_MAX, validator=_check_non_negative)
-    workers: int = attrs.field(default=DEFAULT_WORKERS, validator=_check_count(1))
+    workers: int | None = attrs.field(default=None, validator=_check_count(1, optional=True))
+    max_workers: int = attrs.field(default=DEFAULT_MAX_WORKERS, validator=_check_count(1))
     max_queue_size: int = attrs.field(default=DEFAULT_MAX_QUEUE_SIZE, validator=_check_count(1))
     on_queue_full: QueueFullPolicy = attrs.field(
         default=DEFAULT_ON_QUEUE_FULL, validator=_check_policy
@@ -318,4 +375,9 @@ class Settings:
     @property
     def url(self) -> str:
         """The full URL messages are posted to."""
-        return self.endpoint + EVENT_PATH
+        return event_url(self.endpoint)
+
+    @property
+    def senders(self) -> int:
+        """The most sender threads: ``workers`` when fixed, else ``max_workers``."""
+        return self.max_workers if self.workers is None else self.workers

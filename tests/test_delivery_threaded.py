@@ -1,4 +1,4 @@
-"""Background delivery: queue, sender threads, deadlines, callbacks, counters and fork."""
+"""The threaded engine through the Client: queue, senders, deadlines, callbacks, fork."""
 
 from __future__ import annotations
 
