@@ -26,9 +26,9 @@ from typing import IO, Any, NoReturn
 
 import attrs
 
-from ._settings import ACCESS_KEY_ENV, DEFAULT_ENDPOINT
 from ._errors import GainsightError
 from ._message import Message, MessageBuilder
+from ._settings import ACCESS_KEY_ENV, DEFAULT_ENDPOINT
 from ._version import __version__
 
 PROG = "gainsight-segment"

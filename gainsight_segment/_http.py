@@ -114,7 +114,9 @@ def _send_through_session(session: requests.Session, request: Request, timeout: 
         answer = session.send(
             prepared, timeout=(timeout, timeout), allow_redirects=False, stream=True
         )
-    except (requests.RequestException, HTTPError) as exc:
+    except Exception as exc:
+        # Whatever a mounted adapter or a mock raises (requests-mock's NoMockAddress is no
+        # requests exception) means no response came back.
         raise _transport_error(exc) from None
     try:
         body, complete = _read_capped(answer.raw)

@@ -165,11 +165,6 @@ def test_an_interrupt_during_a_wait_gives_up_with_kind_shutdown() -> None:
     assert len(transport.requests) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deliver() counts a retry before waiting for it: a message given up during "
-    "the wait is reported as retried although no retry was sent",
-)
 def test_a_retry_interrupted_during_its_wait_is_not_counted() -> None:
     transport = answers(Response(503), Response(200))
     result = deliver(transport, interrupt=Interrupt(interrupt_on=1))

@@ -142,11 +142,6 @@ def test_a_pushback_a_round_trip_later_decreases_again() -> None:
     assert (concurrency.limit, concurrency.ceiling) == (3.0, 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pushed_back() lowers only the ceiling for a push-back within the round trip "
-    "of the last decrease, leaving the limit above the level the endpoint just refused",
-)
 def test_pushbacks_within_one_round_trip_never_leave_the_limit_above_the_ceiling() -> None:
     concurrency = Concurrency(64)
     grow_to(concurrency, 16)
@@ -274,11 +269,6 @@ def test_the_minimum_latency_is_kept_a_window_and_forgotten_within_two() -> None
     assert LATENCY_WINDOW <= grew_at <= 2 * LATENCY_WINDOW
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_observe() rolls the minimum into _previous_min however long ago its window "
-    "ended, so after an idle spell the stale minimum is kept for one more window",
-)
 def test_a_minimum_from_before_an_idle_spell_longer_than_the_window_is_forgotten() -> None:
     concurrency = Concurrency(64)
     concurrency.delivered(0.1, 1, now=0.0)

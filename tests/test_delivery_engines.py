@@ -160,11 +160,6 @@ def test_synchronous_calls_are_counted() -> None:
     assert client.stats() == gs.Stats(queued=3, delivered=2, failed=1, retried=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SyncEngine.submit() starts from Result(0, None) and reports it in a finally: "
-    "a KeyboardInterrupt out of the transport settles the message as delivered",
-)
 def test_a_call_interrupted_while_sending_is_not_counted_delivered() -> None:
     def interrupted(request: Request) -> Response:
         raise KeyboardInterrupt

@@ -13,7 +13,6 @@ Hostile input is in ``test_reliability_input.py``; key secrecy and TLS in
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import logging
 import math

@@ -109,9 +109,9 @@ class Attempts:
             gate.finished(verdict, time.monotonic() - started)
             if verdict.wait is None:
                 return Result(retries, verdict.error)
-            retries += 1
             if interrupt.wait(verdict.wait):
                 return Result(retries, _given_up(message, "while waiting to retry", retries))
+            retries += 1
 
     def _unexpected(self, message: Message, exc: Exception, retries: int) -> DeliveryError:
         # A bug, or a custom transport breaking its contract: the message still settles,

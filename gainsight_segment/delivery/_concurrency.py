@@ -69,7 +69,10 @@ class Concurrency:
     def _observe(self, latency: float, now: float) -> float:
         """Record a latency; return the recent minimum."""
         if now >= self._window_ends:
-            self._previous_min, self._min_latency = self._min_latency, math.inf
+            # The last window's minimum is kept for one more window, unless it ended long ago.
+            recent = now < self._window_ends + LATENCY_WINDOW
+            self._previous_min = self._min_latency if recent else math.inf
+            self._min_latency = math.inf
             self._window_ends = now + LATENCY_WINDOW
         self._min_latency = min(self._min_latency, latency)
         self._latency = latency if self._latency == 0.0 else 0.8 * self._latency + 0.2 * latency
@@ -124,8 +127,10 @@ class Concurrency:
             self._probing = False
         ceiling = float(max(1, in_flight - 1))
         if now - self._last_decrease < max(self._latency, 0.001):
-            # The same congestion as the last decrease: one decrease per round trip.
+            # The same congestion as the last decrease: one decrease per round trip, but
+            # never more in flight than the endpoint just admitted.
             self.ceiling = min(self.ceiling, ceiling)
+            self.limit = max(1.0, min(self.limit, self.ceiling))
             return
         self._last_decrease = now
         self.ceiling = ceiling

@@ -188,7 +188,8 @@ class SyncEngine:
         """Send the message now; a failure is reported and in the receipt, not raised."""
         self._watch.check(self)
         ticket = self.ledger.take()
-        result = Result(0, None)
+        # What is reported if the send never returns (Ctrl-C in the caller's thread).
+        result = Result(0, refused_error("interrupted while sending", message, kind="unexpected"))
         try:
             result = self._attempts.deliver(
                 self._transports.current, message, self._interrupt, self._gate
