@@ -85,7 +85,7 @@ def deliver(
     gate: Gate | None = None,
 ) -> Result:
     return attempts(max_retries).deliver(
-        transport, MESSAGE, interrupt or Interrupt(), gate or Gate()
+        transport, MESSAGE.body, interrupt or Interrupt(), gate or Gate()
     )
 
 
@@ -131,7 +131,7 @@ def test_a_permanent_status_is_not_retried(status: int) -> None:
 def test_every_retry_sends_the_very_same_body() -> None:
     times = (f"2024-01-01T00:00:0{n}.000Z" for n in itertools.count())
     transport = answers(*statuses(500, 502, 200))
-    attempts(sent_at=lambda: next(times)).deliver(transport, MESSAGE, Interrupt(), Gate())
+    attempts(sent_at=lambda: next(times)).deliver(transport, MESSAGE.body, Interrupt(), Gate())
     bodies = [request.body for request in transport.requests]
     assert bodies == [MESSAGE.body_sent_at("2024-01-01T00:00:00.000Z")] * 3
 

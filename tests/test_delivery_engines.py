@@ -391,7 +391,7 @@ def test_report_settles_the_ticket_by_outcome(
     result: Result, failure: Settled, expected: gs.Stats
 ) -> None:
     ledger = Ledger()
-    report(ledger, Callbacks(), MESSAGE, ledger.take(), result, failure)
+    report(ledger, Callbacks(), MESSAGE.body, ledger.take(), result, failure)
     assert ledger.snapshot() == expected
 
 
@@ -405,7 +405,7 @@ def test_a_raising_log_handler_still_settles_the_message(
     ledger = Ledger()
     error = gs.DeliveryError("HTTP 400: not retried", kind="http_status")
     with pytest.raises(RuntimeError):
-        report(ledger, Callbacks(), MESSAGE, ledger.take(), Result(0, error))
+        report(ledger, Callbacks(), MESSAGE.body, ledger.take(), Result(0, error))
     assert ledger.snapshot() == gs.Stats(queued=1, failed=1)
     assert ledger.wait(deadline=time.monotonic() - 1) is True
 

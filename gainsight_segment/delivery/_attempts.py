@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Callable, NamedTuple, Protocol
 
 from gainsight_segment._errors import DeliveryError, TransportError
-from gainsight_segment._message import Message
 from gainsight_segment.transport import Request, Response, Transport
 
+from ._body import message_id, with_sent_at
 from ._callbacks import logger
 from ._policy import RetryPolicy, Scrubber, Verdict, judge
 
@@ -74,29 +74,29 @@ class Attempts:
         self._jitter = jitter or random.Random().random
 
     def deliver(
-        self, transport: Transport, message: Message, interrupt: threading.Event, gate: Gate
+        self, transport: Transport, body: bytes, interrupt: threading.Event, gate: Gate
     ) -> Result:
         """Send one message until it is delivered, given up or interrupted; never raises.
 
         Args:
             transport: Makes each attempt.
-            message: The message; ``sentAt`` is set at its first attempt.
+            body: The message's JSON body; ``sentAt`` is set at its first attempt.
             interrupt: Set at shutdown: waits end at once and the message is given up.
             gate: Pauses shared by the engine's senders, and what they learn.
         """
         # sentAt is the first attempt's time; retries send the very same body.
-        request = Request("POST", self._url, self._headers, message.body_sent_at(self._sent_at()))
+        request = Request("POST", self._url, self._headers, with_sent_at(body, self._sent_at()))
         retries = 0
         while True:
             if not gate.wait_turn(interrupt):
-                return Result(retries, _given_up(message, "before it could be sent", retries))
+                return Result(retries, _given_up(body, "before it could be sent", retries))
             started = time.monotonic()
             try:
                 outcome: Response | TransportError = transport.send(request, self._timeout)
             except TransportError as exc:
                 outcome = exc
             except Exception as exc:
-                return Result(retries, self._unexpected(message, exc, retries))
+                return Result(retries, self._unexpected(body, exc, retries))
             verdict = judge(
                 outcome,
                 retries=retries,
@@ -104,36 +104,36 @@ class Attempts:
                 jitter=self._jitter(),
                 now=time.time(),
                 scrub=self._scrub,
-                message_id=message.message_id,
+                message_id=message_id(body),
             )
             gate.finished(verdict, time.monotonic() - started)
             if verdict.wait is None:
                 return Result(retries, verdict.error)
             if interrupt.wait(verdict.wait):
-                return Result(retries, _given_up(message, "while waiting to retry", retries))
+                return Result(retries, _given_up(body, "while waiting to retry", retries))
             retries += 1
 
-    def _unexpected(self, message: Message, exc: Exception, retries: int) -> DeliveryError:
+    def _unexpected(self, body: bytes, exc: Exception, retries: int) -> DeliveryError:
         # A bug, or a custom transport breaking its contract: the message still settles,
         # or flush() would wait for it in vain.
         # The traceback is masked too: an exception's text may quote the headers.
         logger.error(
             "unexpected error while sending message %s:\n%s",
-            message.message_id,
+            message_id(body),
             self._scrub("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
         )
         return DeliveryError(
             f"unexpected error while sending: {type(exc).__name__}",
             kind="unexpected",
             retried=retries > 0,
-            message_id=message.message_id,
+            message_id=message_id(body),
         )
 
 
-def _given_up(message: Message, when: str, retries: int) -> DeliveryError:
+def _given_up(body: bytes, when: str, retries: int) -> DeliveryError:
     return DeliveryError(
         f"given up at shutdown {when}",
         kind="shutdown",
         retried=retries > 0,
-        message_id=message.message_id,
+        message_id=message_id(body),
     )

@@ -10,13 +10,14 @@ one returns at once instead of waiting for the message whose callback is running
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Callable
 
 from gainsight_segment._errors import DeliveryError
-from gainsight_segment._message import Message
+from gainsight_segment.delivery._body import message_id, payload
 
 logger = logging.getLogger("gainsight_segment")
 
@@ -52,18 +53,18 @@ class Callbacks:
         """Whether the current thread is inside one of this client's callbacks."""
         return bool(getattr(self._here, "depth", 0))
 
-    def delivered(self, message: Message) -> None:
-        """Tell ``on_success`` about a delivered message."""
+    def delivered(self, body: bytes) -> None:
+        """Tell ``on_success`` about a delivered message (given by its JSON body)."""
         if self.on_success is not None:
-            self._call(self.on_success, message)
+            self._call(self.on_success, body)
 
-    def undelivered(self, message: Message, error: DeliveryError) -> None:
+    def undelivered(self, body: bytes, error: DeliveryError) -> None:
         """Log a message that was not delivered and tell ``on_error``."""
-        self._warn(message, error)
+        self._warn(error)
         if self.on_error is not None:
-            self._call(self.on_error, message, error)
+            self._call(self.on_error, body, error)
 
-    def _warn(self, message: Message, error: DeliveryError) -> None:
+    def _warn(self, error: DeliveryError) -> None:
         # An outage fails every message alike: one line per interval says so without
         # flooding the log; shutdown() logs the totals.
         with self._lock:
@@ -75,14 +76,14 @@ class Callbacks:
             unlogged, self._unlogged = self._unlogged, 0
         since = f"; {unlogged} more since the last such line" if unlogged else ""
         logger.warning(
-            "message %s not delivered (%s): %s%s", message.message_id, error.kind, error, since
+            "message %s not delivered (%s): %s%s", error.message_id, error.kind, error, since
         )
 
-    def _call(self, callback: Callable[..., object], message: Message, *args: Any) -> None:
+    def _call(self, callback: Callable[..., object], body: bytes, *args: Any) -> None:
         here = self._here
         here.depth = getattr(here, "depth", 0) + 1
         try:
-            callback(*args, _payload(message))
+            callback(*args, _payload(body))
         except BaseException as exc:  # even SystemExit: a callback must not stop a sender
             logger.exception("the %r callback raised", getattr(callback, "__name__", callback))
             if isinstance(exc, KeyboardInterrupt) and not _is_sender():
@@ -91,14 +92,16 @@ class Callbacks:
             here.depth -= 1
 
 
-def _payload(message: Message) -> dict[str, Any]:
+def _payload(body: bytes) -> dict[str, Any]:
     try:
-        return message.payload()
+        return payload(body)
     except (ValueError, RecursionError, MemoryError):
         # Every message that settles reaches its callback, even one this thread cannot
         # decode (nested deeper than its stack allows): with what is known of it.
-        logger.warning("message %s could not be decoded for its callback", message.message_id)
-        return {"type": message.type, "messageId": message.message_id}
+        known = message_id(body)
+        logger.warning("message %s could not be decoded for its callback", known)
+        kind = re.match(rb'\{"type":"(identify|track|group)"', body)
+        return {"type": kind.group(1).decode() if kind else None, "messageId": known}
 
 
 def _is_sender() -> bool:

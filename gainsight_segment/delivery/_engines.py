@@ -12,6 +12,7 @@ from gainsight_segment._receipt import Outcome, Receipt
 from gainsight_segment.transport import Transport, TransportFactory
 
 from ._attempts import Attempts, Result
+from ._body import message_id
 from ._callbacks import Callbacks, logger, summary
 from ._ledger import Ledger, Settled, Stats
 from ._policy import Verdict
@@ -82,7 +83,7 @@ class Transports:
 def report(
     ledger: Ledger,
     callbacks: Callbacks,
-    message: Message,
+    body: bytes,
     ticket: int,
     result: Result,
     failure: Settled = "failed",
@@ -95,9 +96,9 @@ def report(
     error = result.error
     try:
         if error is None:
-            callbacks.delivered(message)
+            callbacks.delivered(body)
         else:
-            callbacks.undelivered(message, error)
+            callbacks.undelivered(body, error)
     finally:
         outcome: Settled = "delivered" if error is None else failure
         ledger.settle(outcome, ticket, retries=result.retries, kind=error.kind if error else "")
@@ -189,13 +190,14 @@ class SyncEngine:
         self._watch.check(self)
         ticket = self.ledger.take()
         # What is reported if the send never returns (Ctrl-C in the caller's thread).
-        result = Result(0, refused_error("interrupted while sending", message, kind="unexpected"))
+        body = message.body
+        result = Result(0, refused_error("interrupted while sending", body, kind="unexpected"))
         try:
             result = self._attempts.deliver(
-                self._transports.current, message, self._interrupt, self._gate
+                self._transports.current, body, self._interrupt, self._gate
             )
         finally:
-            report(self.ledger, self._callbacks, message, ticket, result)
+            report(self.ledger, self._callbacks, body, ticket, result)
         if result.error is None:
             return Receipt(message.message_id, Outcome.SENT)
         return Receipt(message.message_id, Outcome.FAILED, result.error)
@@ -236,6 +238,6 @@ class SyncEngine:
         """Nothing to flush: every message was sent in its caller's thread."""
 
 
-def refused_error(reason: str, message: Message, *, kind: DeliveryErrorKind) -> DeliveryError:
-    """The error of a message that was never queued."""
-    return DeliveryError(reason, kind=kind, message_id=message.message_id)
+def refused_error(reason: str, body: bytes, *, kind: DeliveryErrorKind) -> DeliveryError:
+    """The error of a message that was not sent (refused, given up, interrupted)."""
+    return DeliveryError(reason, kind=kind, message_id=message_id(body))
