@@ -358,7 +358,7 @@ def _print_json(message: dict[str, Any], out: IO[str]) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from ._client import Client
-    from ._collector import DEMO_ACCESS_KEY, LocalCollector
+    from .testing import DEMO_ACCESS_KEY, LocalCollector
 
     out = sys.stdout
     with LocalCollector(DEMO_ACCESS_KEY) as collector:
@@ -501,7 +501,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _collector(args: argparse.Namespace) -> int:
-    from ._collector import DEMO_ACCESS_KEY, Faults, LocalCollector
+    from .testing import DEMO_ACCESS_KEY, Faults, LocalCollector
 
     try:
         faults = Faults(

@@ -33,7 +33,7 @@ from gainsight_segment._audience import (
     audience_main,
 )
 from gainsight_segment._audience_store import MemoryStore, SQLiteStore, StateChange, StateStore
-from gainsight_segment._collector import Faults, LocalCollector
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY, ClientFactory
 

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import pytest
 
 import gainsight_segment as gs
-from gainsight_segment import _cli, _collector
+from gainsight_segment import _cli, testing
 from gainsight_segment._cli import main
-from gainsight_segment._collector import Faults, LocalCollector
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY
 
@@ -668,7 +668,7 @@ def test_demo_exits_1_when_a_message_does_not_reach_the_collector(
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, faults=Faults(statuses=[400]), **kwargs)
 
-    monkeypatch.setattr(_collector, "LocalCollector", RefusingOnce)
+    monkeypatch.setattr(testing, "LocalCollector", RefusingOnce)
     assert main(["demo"]) == 1
     captured = capsys.readouterr()
     assert "The collector received 2 messages" in captured.out

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from gainsight_segment._collector import DEMO_ACCESS_KEY, Faults, LocalCollector
+from gainsight_segment.testing import DEMO_ACCESS_KEY, Faults, LocalCollector
 
 PATH = "/clickstream/segmentio/event"
 HEADERS = {"accessKey": DEMO_ACCESS_KEY, "Content-Type": "application/json"}

@@ -1,7 +1,9 @@
 """The public API is exactly what docs/api.md documents, and every part of it is documented.
 
-The API page is the list: each public name has a ``::: gainsight_segment.NAME`` entry there, so
-adding a name to ``__all__`` without documenting it (or the reverse) fails here.
+Each public package (``gainsight_segment``, ``gainsight_segment.sync``,
+``gainsight_segment.testing``) lists its names in a sorted ``__all__``, and the API page has one
+``::: PACKAGE.NAME`` entry per name: adding a name to an ``__all__`` without documenting it (or
+the reverse) fails here.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import importlib
 import inspect
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,6 +21,11 @@ from gainsight_segment import _version
 
 API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 _ENTRY = re.compile(r"^:::[ \t]+(gainsight_segment(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*$", re.M)
+PACKAGES = ["gainsight_segment", "gainsight_segment.testing"]
+
+
+def package(name: str) -> ModuleType:
+    return importlib.import_module(name)
 
 
 def documented() -> list[str]:
@@ -25,27 +33,41 @@ def documented() -> list[str]:
     return _ENTRY.findall(API_PAGE.read_text(encoding="utf-8"))
 
 
-def documented_names() -> set[str]:
-    """The names documented as ``gainsight_segment.NAME``, submodules such as ``testing`` aside."""
-    package = Path(gainsight_segment.__file__).parent
+def documented_names(package_name: str) -> set[str]:
+    """The names the API page documents as ``PACKAGE.NAME``, the other packages aside."""
     names = set()
     for target in documented():
-        name = target.removeprefix("gainsight_segment.")
-        if name != target and "." not in name and not (package / f"{name}.py").exists():
+        owner, _, name = target.rpartition(".")
+        if owner == package_name and target not in PACKAGES:
             names.add(name)
     return names
 
 
-def test_all_is_sorted() -> None:
-    assert gainsight_segment.__all__ == sorted(gainsight_segment.__all__)
+def public_names() -> list[tuple[str, str]]:
+    return [(name, member) for name in PACKAGES for member in package(name).__all__]
 
 
-def test_all_has_no_duplicates() -> None:
-    assert len(set(gainsight_segment.__all__)) == len(gainsight_segment.__all__)
+def public_classes() -> list[tuple[str, str]]:
+    return [
+        (name, member)
+        for name, member in public_names()
+        if inspect.isclass(getattr(package(name), member))
+    ]
 
 
-def test_all_is_exactly_what_the_api_page_documents() -> None:
-    assert set(gainsight_segment.__all__) == documented_names()
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_sorted(name: str) -> None:
+    assert package(name).__all__ == sorted(package(name).__all__)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_has_no_duplicates(name: str) -> None:
+    assert len(set(package(name).__all__)) == len(package(name).__all__)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_exactly_what_the_api_page_documents(name: str) -> None:
+    assert set(package(name).__all__) == documented_names(name)
 
 
 def test_each_name_is_documented_once() -> None:
@@ -53,28 +75,26 @@ def test_each_name_is_documented_once() -> None:
     assert len(entries) == len(set(entries))
 
 
-def test_the_testing_helpers_are_documented_whole() -> None:
-    assert "gainsight_segment.testing" in documented()
-    testing = importlib.import_module("gainsight_segment.testing")
-    assert testing.__all__ == sorted(testing.__all__)
-    for name in testing.__all__:
-        assert hasattr(testing, name), name
-
-
-@pytest.mark.parametrize("name", gainsight_segment.__all__)
-def test_name_is_importable(name: str) -> None:
+@pytest.mark.parametrize(("owner", "name"), public_names())
+def test_name_is_importable(owner: str, name: str) -> None:
     namespace: dict[str, object] = {}
-    exec(f"from gainsight_segment import {name}", namespace)
-    assert namespace[name] is getattr(gainsight_segment, name)
+    exec(f"from {owner} import {name}", namespace)
+    assert namespace[name] is getattr(package(owner), name)
 
 
 @pytest.mark.parametrize(
-    "name", [name for name in gainsight_segment.__all__ if name != "__version__"]
+    ("owner", "name"),
+    [
+        (owner, name)
+        for owner, name in public_names()
+        if inspect.isclass(getattr(package(owner), name))
+        or inspect.isfunction(getattr(package(owner), name))
+    ],
 )
-def test_name_has_its_own_docstring(name: str) -> None:
-    obj = getattr(gainsight_segment, name)
+def test_name_has_its_own_docstring(owner: str, name: str) -> None:
+    obj = getattr(package(owner), name)
     # __doc__ itself, not inspect.getdoc(): a class must not borrow its base class's docstring.
-    assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
+    assert (obj.__doc__ or "").strip(), f"{owner}.{name} has no docstring"
 
 
 _DESCRIPTORS = (property, classmethod, staticmethod)
@@ -92,14 +112,14 @@ def _public_members(cls: type) -> list[tuple[str, object]]:
 @pytest.mark.parametrize(
     ("owner", "member"),
     [
-        (name, member_name)
-        for name in gainsight_segment.__all__
-        if inspect.isclass(getattr(gainsight_segment, name))
-        for member_name, _ in _public_members(getattr(gainsight_segment, name))
+        (f"{owner}.{name}", member_name)
+        for owner, name in public_classes()
+        for member_name, _ in _public_members(getattr(package(owner), name))
     ],
 )
 def test_public_method_has_a_docstring(owner: str, member: str) -> None:
-    obj = vars(getattr(gainsight_segment, owner))[member]
+    module, _, name = owner.rpartition(".")
+    obj = vars(getattr(package(module), name))[member]
     function = obj.__func__ if isinstance(obj, (classmethod, staticmethod)) else obj
     assert (function.__doc__ or "").strip(), f"{owner}.{member} has no docstring"
 

@@ -18,8 +18,8 @@ import pytest
 
 from gainsight_segment import _replay
 from gainsight_segment._cli import main
-from gainsight_segment._collector import Faults, LocalCollector
 from gainsight_segment._replay import MAX_LINE_BYTES, parse_timestamp
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY
 

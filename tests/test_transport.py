@@ -13,10 +13,10 @@ from urllib3.response import HTTPResponse
 from urllib3.util.retry import RequestHistory
 
 import gainsight_segment as gs
-from gainsight_segment._collector import Faults, LocalCollector
 from gainsight_segment._config import Settings
 from gainsight_segment._message import Message, MessageBuilder
 from gainsight_segment._transport import Attempt, Transport, _Abandoned, _Retry, _RetryControl
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY, FAST_RETRIES
 
