@@ -40,8 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import gainsight_segment as gs
-from gainsight_segment._audience import AudienceSync, SyncProgress
-from gainsight_segment._audience_store import SQLiteStore, StateChange
+from gainsight_segment.sync import AudienceSync, SQLiteStore, StateChange, SyncProgress
 from gainsight_segment.testing import DEMO_ACCESS_KEY
 
 KEY = "order_completed_last_30_days"

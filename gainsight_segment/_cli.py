@@ -579,9 +579,9 @@ def _audience(argv: list[str]) -> int:
     import importlib
 
     try:
-        module = importlib.import_module("gainsight_segment._audience")
+        module = importlib.import_module("gainsight_segment.cli._audience")
     except ModuleNotFoundError as exc:
-        if exc.name != "gainsight_segment._audience":
+        if exc.name != "gainsight_segment.cli._audience":
             raise
         module = None
     audience_main = getattr(module, "audience_main", None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import gainsight_segment as gs
-from gainsight_segment._audience_store import (
+from gainsight_segment.sync import (
     MemoryStore,
     SQLiteStore,
     StateChange,

@@ -435,9 +435,9 @@ def test_audience_dispatches_the_rest_of_the_arguments(monkeypatch: pytest.Monke
         seen.append(list(argv))
         return 3
 
-    fake = types.ModuleType("gainsight_segment._audience")
+    fake = types.ModuleType("gainsight_segment.cli._audience")
     fake.audience_main = audience_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "gainsight_segment._audience", fake)
+    monkeypatch.setitem(sys.modules, "gainsight_segment.cli._audience", fake)
     assert main(["audience", "sync", "VIP", "--help"]) == 3
     assert seen == [["sync", "VIP", "--help"]]
 
@@ -446,7 +446,9 @@ def test_audience_without_its_module_is_a_one_line_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(
-        sys.modules, "gainsight_segment._audience", types.ModuleType("gainsight_segment._audience")
+        sys.modules,
+        "gainsight_segment.cli._audience",
+        types.ModuleType("gainsight_segment.cli._audience"),
     )
     assert main(["audience", "sync"]) == 2
     assert_one_error_line(capsys.readouterr().err, "audience command is not available")
@@ -682,7 +684,7 @@ def test_audience_not_installed_is_a_one_line_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # None in sys.modules makes the import fail as if the module were not there.
-    monkeypatch.setitem(sys.modules, "gainsight_segment._audience", None)
+    monkeypatch.setitem(sys.modules, "gainsight_segment.cli._audience", None)
     assert main(["audience", "sync"]) == 2
     assert_one_error_line(capsys.readouterr().err, "audience command is not available")
 
@@ -690,7 +692,7 @@ def test_audience_not_installed_is_a_one_line_error(
 def test_audience_with_a_missing_dependency_raises_it_rather_than_hide_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delitem(sys.modules, "gainsight_segment._audience", raising=False)
+    monkeypatch.delitem(sys.modules, "gainsight_segment.cli._audience", raising=False)
     monkeypatch.setitem(sys.modules, "sqlite3", None)
     with pytest.raises(ModuleNotFoundError) as raised:
         main(["audience", "sync"])

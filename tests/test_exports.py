@@ -11,17 +11,19 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 import gainsight_segment
-from gainsight_segment import _version
+from gainsight_segment import _version, sync
 
 API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 _ENTRY = re.compile(r"^:::[ \t]+(gainsight_segment(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*$", re.M)
-PACKAGES = ["gainsight_segment", "gainsight_segment.testing"]
+PACKAGES = ["gainsight_segment", "gainsight_segment.sync", "gainsight_segment.testing"]
 
 
 def package(name: str) -> ModuleType:
@@ -127,3 +129,45 @@ def test_public_method_has_a_docstring(owner: str, member: str) -> None:
 def test_version_is_the_single_source() -> None:
     assert gainsight_segment.__version__ == _version.__version__
     assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?", _version.__version__)
+
+
+MOVED_TO_SYNC = sorted(sync.__all__)
+
+
+@pytest.mark.parametrize("name", MOVED_TO_SYNC)
+def test_an_audience_name_at_the_top_level_still_works_with_a_deprecation_warning(
+    name: str,
+) -> None:
+    with pytest.warns(DeprecationWarning, match=f"from gainsight_segment.sync import {name}"):
+        value = getattr(gainsight_segment, name)
+    assert value is getattr(sync, name)
+
+
+def test_an_audience_name_imported_from_the_top_level_warns_at_the_import() -> None:
+    namespace: dict[str, object] = {}
+    with pytest.warns(DeprecationWarning, match="gainsight_segment.AudienceSync is deprecated"):
+        exec("from gainsight_segment import AudienceSync", namespace)
+    assert namespace["AudienceSync"] is sync.AudienceSync
+
+
+def test_the_deprecated_names_are_not_listed_at_the_top_level() -> None:
+    assert not set(MOVED_TO_SYNC) & {*gainsight_segment.__all__, *dir(gainsight_segment)}
+
+
+def test_an_unknown_top_level_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        gainsight_segment.Nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_importing_the_package_loads_none_of_the_tools() -> None:
+    tools = [
+        "sqlite3",
+        "gainsight_segment.sync",
+        "gainsight_segment.cli",
+        "gainsight_segment.testing",
+    ]
+    code = f"import sys, gainsight_segment; print([m for m in {tools!r} if m in sys.modules])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -24,7 +24,7 @@ from typing import Protocol, Union
 
 import attrs
 
-from ._errors import ConfigurationError
+import gainsight_segment as gs
 
 __all__ = ["MemoryStore", "SQLiteStore", "StateChange", "StateDiff", "StateStore"]
 
@@ -149,13 +149,13 @@ class SQLiteStore:
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as error:
-            raise ConfigurationError(f"state {self.path!r}: cannot open: {error}") from None
+            raise gs.ConfigurationError(f"state {self.path!r}: cannot open: {error}") from None
         try:
             self._setup()
         except sqlite3.Error as error:
             self._db.close()
-            raise ConfigurationError(f"state {self.path!r}: {error}") from None
-        except ConfigurationError:
+            raise gs.ConfigurationError(f"state {self.path!r}: {error}") from None
+        except gs.ConfigurationError:
             self._db.close()
             raise
         self._diff: _SQLiteDiff | None = None
@@ -164,7 +164,7 @@ class SQLiteStore:
         db = self._db
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > _SCHEMA_VERSION:
-            raise ConfigurationError(
+            raise gs.ConfigurationError(
                 f"state {self.path!r}: written by a newer gainsight-segment "
                 f"(schema {version}); upgrade to use it"
             )

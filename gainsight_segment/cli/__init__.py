@@ -1,0 +1,1 @@
+"""The ``gainsight-segment`` command line."""
