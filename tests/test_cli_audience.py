@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from gainsight_segment.cli import _audience
-from gainsight_segment.cli._audience import audience_main
+from gainsight_segment.cli import _audience, main
 from gainsight_segment.sync import AudienceSync, SQLiteStore, SyncProgress, SyncResult
 from gainsight_segment.testing import Faults, LocalCollector
 
@@ -49,8 +48,17 @@ def test_cli_syncs_one_id_per_line(
 ) -> None:
     members = tmp_path / "members.txt"
     members.write_text("u1\n\n u2 \nu1\n")
-    status = audience_main(
-        ["sync", "VIP customers", "--members", str(members), "--state", str(state), *cli_env]
+    status = main(
+        [
+            "audience",
+            "sync",
+            "VIP customers",
+            "--members",
+            str(members),
+            "--state",
+            str(state),
+            *cli_env,
+        ]
     )
     assert status == 0
     assert received(collector) == {"u1": True, "u2": True}
@@ -65,7 +73,7 @@ def test_cli_reads_a_csv_column(
     members = tmp_path / "members.csv"
     members.write_text("\ufeffemail,user_id\na@x.io,u1\nb@x.io,u2\n", encoding="utf-8")
     argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 0
+    assert main(["audience", *argv, *cli_env]) == 0
     assert received(collector) == {"u1": True, "u2": True}
 
 
@@ -75,7 +83,7 @@ def test_cli_missing_csv_column_is_a_one_line_error(
     members = tmp_path / "members.csv"
     members.write_text("email,id\na@x.io,u1\n")
     argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 2
+    assert main(["audience", *argv, *cli_env]) == 2
     assert capsys.readouterr().err == (
         "gainsight-segment: error: no column 'user_id' in the members file; "
         "its columns: email, id\n"
@@ -86,7 +94,7 @@ def test_cli_missing_members_file_is_a_one_line_error(
     tmp_path: Path, state: Path, cli_env: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["sync", KEY, "--members", str(tmp_path / "nope.txt"), "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 2
+    assert main(["audience", *argv, *cli_env]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gainsight-segment: error: cannot read the members file:")
     assert err.count("\n") == 1
@@ -98,8 +106,8 @@ def test_cli_without_access_key_is_a_one_line_error(
     monkeypatch.delenv("GAINSIGHT_ACCESS_KEY", raising=False)
     members = tmp_path / "members.txt"
     members.write_text("u1\n")
-    assert audience_main(["sync", KEY, "--members", str(members), "--state", str(state)]) == 2
-    assert capsys.readouterr().err.startswith("gainsight-segment: error: access_key: missing")
+    assert main(["audience", "sync", KEY, "--members", str(members), "--state", str(state)]) == 2
+    assert capsys.readouterr().err.startswith("gainsight-segment: error: no access key")
 
 
 def test_cli_exits_1_when_changes_failed(
@@ -113,7 +121,7 @@ def test_cli_exits_1_when_changes_failed(
     members = tmp_path / "members.txt"
     members.write_text("u1\n")
     argv = ["sync", KEY, "--members", str(members), "--state", str(state), "--concurrency", "1"]
-    assert audience_main([*argv, *cli_env]) == 1
+    assert main(["audience", *argv, *cli_env]) == 1
     captured = capsys.readouterr()
     assert captured.out.endswith("1 failed\n")
     assert "HTTP 400" in captured.err
@@ -129,7 +137,7 @@ def test_cli_dry_run_sends_and_records_nothing(
     members = tmp_path / "members.txt"
     members.write_text("u1\nu2\n")
     argv = ["sync", KEY, "--members", str(members), "--state", str(state), "--dry-run"]
-    assert audience_main([*argv, *cli_env]) == 0
+    assert main(["audience", *argv, *cli_env]) == 0
     assert collector.requests == []
     assert "would add 2" in capsys.readouterr().out
     with SQLiteStore(state) as store:
@@ -147,12 +155,12 @@ def test_cli_prints_progress_to_stderr(
     members = tmp_path / "members.txt"
     members.write_text("u1\nu2\n")
     argv = ["sync", KEY, "--members", str(members), "--state", str(state)]
-    assert audience_main([*argv, "--endpoint", collector.endpoint]) == 0
+    assert main(["audience", *argv, "--endpoint", collector.endpoint]) == 0
     assert capsys.readouterr().err == "read 2 members\nsent 0 of 2 changes\nsent 2 of 2 changes\n"
 
 
 def test_cli_usage_error_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert audience_main(["sync", KEY]) == 2
+    assert main(["audience", "sync", KEY]) == 2
     err = capsys.readouterr().err
     assert err.startswith(
         "gainsight-segment: error: the following arguments are required: --members"
@@ -164,7 +172,7 @@ def test_cli_usage_error_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_concurrency_that_is_not_a_positive_number_is_a_usage_error(
     value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert audience_main(["sync", KEY, "--members", "-", "--concurrency", value]) == 2
+    assert main(["audience", "sync", KEY, "--members", "-", "--concurrency", value]) == 2
     assert capsys.readouterr().err == (
         f"gainsight-segment: error: argument --concurrency: must be a whole number >= 1, "
         f"got '{value}' (see 'gainsight-segment audience sync --help')\n"
@@ -176,7 +184,7 @@ def test_cli_reads_members_from_stdin_and_leaves_it_open(
 ) -> None:
     stdin = io.StringIO("u1\nu2\n")
     monkeypatch.setattr(sys, "stdin", stdin)
-    assert audience_main(["sync", KEY, "--members", "-", "--state", str(state), *cli_env]) == 0
+    assert main(["audience", "sync", KEY, "--members", "-", "--state", str(state), *cli_env]) == 0
     assert received(collector) == {"u1": True, "u2": True}
     assert not stdin.closed
 
@@ -187,7 +195,7 @@ def test_cli_csv_rows_without_an_id_in_the_column_are_skipped(
     members = tmp_path / "members.csv"
     members.write_text("email,user_id\na@x.io,u1\nb@x.io\nc@x.io,  \nd@x.io,u4\n")
     argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 0
+    assert main(["audience", *argv, *cli_env]) == 0
     assert received(collector) == {"u1": True, "u4": True}
 
 
@@ -219,7 +227,7 @@ def test_cli_unreadable_members_are_a_one_line_error(
     members = tmp_path / "members.csv"
     members.write_bytes(content)
     argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 2
+    assert main(["audience", *argv, *cli_env]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"gainsight-segment: error: {error}")
     assert err.count("\n") == 1
@@ -234,7 +242,7 @@ def test_cli_state_file_of_another_shape_is_a_one_line_error(
     members = tmp_path / "members.txt"
     members.write_text("u1\n")
     argv = ["sync", KEY, "--members", str(members), "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 2
+    assert main(["audience", *argv, *cli_env]) == 2
     assert capsys.readouterr().err.startswith(
         f"gainsight-segment: error: state file {str(state)!r}: no such column"
     )
@@ -254,7 +262,7 @@ def test_cli_ctrl_c_exits_130_and_says_to_run_it_again(
     members = tmp_path / "members.txt"
     members.write_text("u1\n")
     argv = ["sync", KEY, "--members", str(members), "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 130
+    assert main(["audience", *argv, *cli_env]) == 130
     assert capsys.readouterr().err == (
         "gainsight-segment: error: interrupted: the changes delivered so far are recorded; "
         "run the same sync again to send the rest\n"

@@ -9,16 +9,14 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 
-from gainsight_segment import _replay
-from gainsight_segment._cli import main
-from gainsight_segment._replay import MAX_LINE_BYTES, parse_timestamp
+from gainsight_segment.cli import _replay, main
+from gainsight_segment.cli._messages import MAX_LINE_BYTES
 from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY
@@ -402,14 +400,14 @@ def test_dry_run_progress_counts_validated_lines(tmp_path: Path, endpoint: str) 
 def test_ctrl_c_stops_reading_prints_the_summary_and_exits_130(
     tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = _replay._replay_line
+    real = _replay._Replay._send_line
 
-    def interrupted_at_line_3(*args: Any) -> int:
-        if args[3] == 3:
+    def interrupted_at_line_3(self: Any, number: int, *args: Any) -> int:
+        if number == 3:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(self, number, *args)
 
-    monkeypatch.setattr(_replay, "_replay_line", interrupted_at_line_3)
+    monkeypatch.setattr(_replay._Replay, "_send_line", interrupted_at_line_3)
     export = tmp_path / "in.jsonl"
     export.write_text(good_lines(5), encoding="utf-8")
     run = replay(str(export), *key_and(endpoint), "--quiet")
@@ -471,16 +469,22 @@ def test_an_unwritable_rejects_file_stops_before_sending(
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--workers", "0"], "--workers: must be at least 1"),
-        (["--progress-interval", "0"], "--progress-interval: must be greater than zero"),
-        (["--progress-every", "-1"], "--progress-every: must be zero or more"),
+        (["--workers", "0"], "argument --workers: must be a whole number >= 1, got '0'"),
+        (
+            ["--progress-interval", "0"],
+            "argument --progress-interval: must be a number of seconds > 0, got '0'",
+        ),
+        (["--progress-every", "-1"], "argument --progress-every: must be a whole number >= 0"),
+        (["--flush-timeout", "nan"], "argument --flush-timeout: must be a number of seconds > 0"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
     export = tmp_path / "in.jsonl"
     export.write_text(good_lines(1), encoding="utf-8")
     run = replay(str(export), "--access-key", ACCESS_KEY, *args)
-    assert (run.status, run.err) == (2, f"gainsight-segment: error: {fragment}\n")
+    assert run.status == 2
+    assert run.err.startswith(f"gainsight-segment: error: {fragment}")
+    assert run.err.endswith("(see 'gainsight-segment replay --help')\n")
 
 
 @pytest.mark.parametrize(
@@ -567,26 +571,6 @@ def test_progress_from_a_pipe_shows_no_percentage(
     assert re.match(r"replay: 1 lines read, \d+ sent, ", run.err.splitlines()[0])
 
 
-# Parts of a replay ------------------------------------------------------------------------
-
-
-class _FailingStream(io.StringIO):
-    def __init__(self, *errors: OSError) -> None:
-        super().__init__()
-        self._errors = list(errors)
-
-    def write(self, text: str) -> int:
-        raise self._errors.pop(0)
-
-
-def test_reject_writer_keeps_the_first_write_error_instead_of_raising() -> None:
-    first, second = OSError(28, "No space left on device"), OSError(5, "I/O error")
-    writer = _replay.RejectWriter(_FailingStream(first, second))
-    writer.write(1, "bad", "x", delivery=False)
-    writer.write(2, "not delivered", {}, delivery=True)
-    assert (writer.write_error, writer.invalid, writer.undelivered) == (first, 1, 1)
-
-
 @pytest.mark.parametrize("message_id", ["never-added", None, 42])
 def test_in_flight_knows_no_line_for_an_id_it_was_not_given(message_id: object) -> None:
     in_flight = _replay._InFlight()
@@ -594,107 +578,45 @@ def test_in_flight_knows_no_line_for_an_id_it_was_not_given(message_id: object) 
     assert in_flight.pop(message_id) is None
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+# The engine, without the command line -----------------------------------------------------
 
 
-def progress_on(stream: Any, total: int | None, clock: _Clock) -> _replay.Progress:
-    return _replay.Progress(stream, total, interval=10.0, clock=clock)
+def test_the_engine_replays_from_typed_options(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(3), encoding="utf-8")
+    options = _replay.ReplayOptions(
+        file=str(export), access_key=ACCESS_KEY, endpoint=endpoint, quiet=True
+    )
+    assert _replay.replay(options, io.StringIO(), io.StringIO()) == 0
+    assert len(collector.messages) == 3
 
 
-def test_terminal_progress_is_redrawn_at_most_ten_times_a_second() -> None:
-    clock, terminal = _Clock(), _Terminal()
-    progress = progress_on(terminal, 1000, clock)
-    for line, now in enumerate([0.05, 0.12, 0.18, 0.25, 0.3], 1):
-        clock.now = now
-        progress.update(line, line * 100, lambda: (0, 0, 0))
-    assert re.findall(r"(\d+) lines", terminal.getvalue()) == ["2", "4"]
-
-
-def test_terminal_progress_of_unknown_size_has_no_bar_and_no_eta() -> None:
-    clock, terminal = _Clock(), _Terminal()
-    progress = progress_on(terminal, None, clock)
-    clock.now = 2.0
-    progress.finish(10, 1000)
-    assert terminal.getvalue() == "\r10 lines  5 events/s\n"
-
-
-def test_terminal_progress_wipes_what_a_longer_line_left() -> None:
-    clock, terminal = _Clock(), _Terminal()
-    progress = progress_on(terminal, None, clock)
-    clock.now = 1.0
-    progress.update(1000, 1, lambda: (0, 0, 0))
-    clock.now = 100.0
-    progress.finish(1000, 1)
-    assert terminal.getvalue().split("\r")[1:] == [
-        "1,000 lines  1,000 events/s",
-        f"{'1,000 lines  10 events/s':<27}\n",
-    ]
-
-
-class _NoIsatty:
-    def __init__(self) -> None:
-        self.text = io.StringIO()
-        self.write = self.text.write
-        self.flush = self.text.flush
-
-
-def _closed() -> io.StringIO:
-    stream = io.StringIO()
-    stream.close()
-    return stream
+def test_the_engine_reads_the_standard_input_it_is_given(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    options = _replay.ReplayOptions(
+        file="-",
+        rejects=str(tmp_path / "rejects.jsonl"),
+        access_key=ACCESS_KEY,
+        endpoint=endpoint,
+        quiet=True,
+    )
+    stdin = io.BytesIO(good_lines(2).encode())
+    assert _replay.replay(options, io.StringIO(), io.StringIO(), stdin) == 0
+    assert len(collector.messages) == 2
 
 
 @pytest.mark.parametrize(
-    "stream",
-    [pytest.param(_NoIsatty(), id="no-isatty"), pytest.param(_closed(), id="closed")],
-)
-def test_a_stream_that_cannot_say_it_is_a_terminal_is_not_one(stream: Any) -> None:
-    assert not _replay._isatty(stream)
-
-
-def test_plain_progress_of_unknown_size_shows_no_percentage() -> None:
-    clock, stream = _Clock(), io.StringIO()
-    progress = progress_on(stream, None, clock)
-    clock.now = 10.0
-    progress.update(50, 5000, lambda: (40, 1, 2))
-    assert stream.getvalue() == "replay: 50 lines read, 40 sent, 1 rejected, 2 failed, 5 events/s\n"
-
-
-UTC = timezone.utc
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
+    ("file", "rejects", "expected"),
     [
-        ("2014-05-05T08:00:00.000Z", datetime(2014, 5, 5, 8, tzinfo=UTC)),
-        ("2021-03-10T17:07:07.339Z", datetime(2021, 3, 10, 17, 7, 7, 339000, tzinfo=UTC)),
-        ("2021-03-10T17:07:07.123456789Z", datetime(2021, 3, 10, 17, 7, 7, 123456, tzinfo=UTC)),
-        (
-            "2021-03-10T17:07:07.5+02:00",
-            datetime(2021, 3, 10, 17, 7, 7, 500000, tzinfo=timezone(timedelta(hours=2))),
-        ),
-        (
-            "2021-03-10T17:07:07-0530",
-            datetime(2021, 3, 10, 17, 7, 7, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
-        ),
-        ("2021-03-10T17:07+01", datetime(2021, 3, 10, 17, 7, tzinfo=timezone(timedelta(hours=1)))),
-        ("2021-03-10 17:07:07", datetime(2021, 3, 10, 17, 7, 7)),
-        ("2021-03-10", datetime(2021, 3, 10)),
+        ("export.jsonl", None, "export.jsonl.rejects.jsonl"),
+        ("-", None, "rejects.jsonl"),
+        ("export.jsonl", "mine.jsonl", "mine.jsonl"),
     ],
 )
-def test_parse_timestamp_reads_segment_iso_formats(text: str, expected: datetime) -> None:
-    assert parse_timestamp(text) == expected
-    assert parse_timestamp(text).tzinfo == expected.tzinfo
-
-
-@pytest.mark.parametrize(
-    "text", ["yesterday", "2021-13-01T00:00:00Z", "2021-03-10T25:00:00Z", "1615396027", ""]
-)
-def test_parse_timestamp_refuses_what_is_not_iso_8601(text: str) -> None:
-    with pytest.raises(ValueError, match="date-time"):
-        parse_timestamp(text)
+def test_rejects_path_defaults_beside_the_input(
+    file: str, rejects: str | None, expected: str
+) -> None:
+    assert _replay.ReplayOptions(file=file, rejects=rejects).rejects_path == expected
