@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import pytest
@@ -522,17 +522,62 @@ def test_lines_sharing_a_message_id_are_each_rejected_with_their_own_line(
     assert sorted(record["line"] for record in rejects) == [1, 2]
 
 
-def test_a_rejects_path_that_is_the_input_is_refused_before_anything_is_written(
-    tmp_path: Path,
+def same_path(export: Path) -> Path:
+    return export
+
+
+def relative_path(export: Path) -> Path:
+    return export.parent / "." / export.name
+
+
+def symlink(export: Path) -> Path:
+    link = export.with_name("link.jsonl")
+    link.symlink_to(export)
+    return link
+
+
+def hard_link(export: Path) -> Path:
+    link = export.with_name("hard.jsonl")
+    os.link(export, link)
+    return link
+
+
+@pytest.mark.parametrize("rejects_for", [same_path, relative_path, symlink, hard_link])
+def test_a_rejects_path_that_is_the_input_file_is_refused_and_the_input_kept(
+    tmp_path: Path, collector: LocalCollector, rejects_for: Callable[[Path], Path]
 ) -> None:
     export = tmp_path / "in.jsonl"
     export.write_text(good_lines(2), encoding="utf-8")
-    run = replay(str(export), "--access-key", ACCESS_KEY, "--rejects", str(export))
+    rejects = rejects_for(export)
+    run = replay(str(export), *key_and(collector.endpoint), "--rejects", str(rejects))
     assert (run.status, run.err) == (
         2,
-        "gainsight-segment: error: --rejects must not be the input file\n",
+        f"gainsight-segment: error: --rejects {rejects}: is the input file; choose another path\n",
     )
     assert export.read_text(encoding="utf-8") == good_lines(2)
+    assert collector.requests == []
+
+
+def test_a_rejects_path_that_is_the_file_on_standard_input_is_refused_and_the_input_kept(
+    tmp_path: Path, collector: LocalCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(2), encoding="utf-8")
+    with export.open("rb") as stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+        run = replay("-", *key_and(collector.endpoint), "--rejects", str(export))
+    assert (run.status, run.err) == (
+        2,
+        f"gainsight-segment: error: --rejects {export}: is the input file; choose another path\n",
+    )
+    assert export.read_text(encoding="utf-8") == good_lines(2)
+    assert collector.requests == []
+
+
+def test_a_rejects_device_shared_with_the_input_is_allowed(tmp_path: Path) -> None:
+    # Reading /dev/null and discarding the rejects into it destroys nothing.
+    run = replay(os.devnull, "--access-key", ACCESS_KEY, "--dry-run", "--rejects", os.devnull)
+    assert run.status == 0
 
 
 needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

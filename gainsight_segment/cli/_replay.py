@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import threading
 import time
@@ -115,19 +116,36 @@ def replay(
         ReplayError: When the rejects file cannot be written, or is the input.
         ConfigurationError: When a client setting is invalid.
     """
-    rejects_path = options.rejects_path
-    if not options.from_stdin and os.path.abspath(rejects_path) == os.path.abspath(options.file):
-        raise ReplayError("--rejects must not be the input file")
     if options.from_stdin:
         source = stdin if stdin is not None else sys.stdin.buffer
     else:
         source = open(options.file, "rb")  # noqa: SIM115 - closed below
     try:
+        rejects_path = options.rejects_path
+        # Checked before the rejects file is opened, since opening it empties it.
+        if _is_same_file(rejects_path, source):
+            raise ReplayError(f"--rejects {rejects_path}: is the input file; choose another path")
         with open_rejects(rejects_path) as rejects:
             return _Replay(options, rejects, stderr).run(source, stdout)
     finally:
         if not options.from_stdin:
             source.close()
+
+
+def _is_same_file(path: str, source: IO[bytes]) -> bool:
+    """Whether ``path`` names the file ``source`` reads, through any name or link.
+
+    Devices are never the same file here: reading /dev/null while discarding the rejects into
+    it destroys nothing.
+    """
+    try:
+        target = os.stat(path)
+        opened = os.fstat(source.fileno())
+    except (OSError, ValueError, AttributeError):
+        # No such file yet, or an input without a descriptor (a test's BytesIO).
+        return False
+    same = (target.st_dev, target.st_ino) == (opened.st_dev, opened.st_ino)
+    return same and not stat.S_ISCHR(opened.st_mode)
 
 
 class _InFlight:
