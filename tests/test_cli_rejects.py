@@ -19,6 +19,7 @@ class _FailingStream(io.StringIO):
 def test_reject_writer_keeps_the_first_write_error_instead_of_raising() -> None:
     first, second = OSError(28, "No space left on device"), OSError(5, "I/O error")
     writer = RejectWriter(_FailingStream(first, second))
-    writer.write(1, "bad", "x", delivery=False)
-    writer.write(2, "not delivered", {}, delivery=True)
-    assert (writer.write_error, writer.invalid, writer.undelivered) == (first, 1, 1)
+    writer.write(1, "bad", "x", kind="invalid")
+    writer.write(2, "not delivered", {}, kind="undelivered")
+    assert writer.write_error == first
+    assert writer.counts == {"invalid": 1, "undelivered": 1, "not attempted": 0}

@@ -397,23 +397,93 @@ def test_dry_run_progress_counts_validated_lines(tmp_path: Path, endpoint: str) 
     assert [line.split(", ")[1] for line in run.err.splitlines()] == ["2 validated", "4 validated"]
 
 
+def interrupt_at_line(
+    monkeypatch: pytest.MonkeyPatch, line: int, *, after_handing_it_over: bool = False
+) -> None:
+    """Make Ctrl-C land while the replay handles ``line``: before the line reaches the
+    client, or just after."""
+    real = _replay._Replay._send_line
+
+    def send_line(self: Any, number: int, *args: Any) -> int:
+        if number != line:
+            return real(self, number, *args)
+        if after_handing_it_over:
+            real(self, number, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_replay._Replay, "_send_line", send_line)
+
+
+def accounted(run: Run) -> int:
+    """Lines of a summary that are sent, skipped, rejected, failed or not attempted."""
+    counts = summary(run)
+    names = ("sent", "skipped by whitelist", "rejected", "failed", "not attempted")
+    return sum(counts.get(name, 0) for name in names)
+
+
 def test_ctrl_c_stops_reading_prints_the_summary_and_exits_130(
     tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = _replay._Replay._send_line
-
-    def interrupted_at_line_3(self: Any, number: int, *args: Any) -> int:
-        if number == 3:
-            raise KeyboardInterrupt
-        return real(self, number, *args)
-
-    monkeypatch.setattr(_replay._Replay, "_send_line", interrupted_at_line_3)
+    interrupt_at_line(monkeypatch, 3)
     export = tmp_path / "in.jsonl"
     export.write_text(good_lines(5), encoding="utf-8")
     run = replay(str(export), *key_and(endpoint), "--quiet")
     assert run.status == 130
     assert run.out.startswith(f"interrupted {export}: 3 lines read")
-    assert summary(run)["sent"] + summary(run)["failed"] == 2
+
+
+@pytest.mark.parametrize("after_handing_it_over", [False, True], ids=["before", "after"])
+def test_ctrl_c_leaves_every_line_read_accounted_for(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, after_handing_it_over: bool
+) -> None:
+    interrupt_at_line(monkeypatch, 3, after_handing_it_over=after_handing_it_over)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(5), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert summary(run)["read"] == accounted(run) == 3
+
+
+def test_a_line_interrupted_before_it_was_sent_is_written_to_the_rejects(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupt_at_line(monkeypatch, 3)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(5), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert summary(run)["not attempted"] == 1
+    [record] = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert record == {
+        "line": 3,
+        "reason": "not attempted: interrupted before it was sent",
+        "message": {"type": "identify", "userId": "u3", "messageId": "g-3"},
+    }
+
+
+def test_a_line_interrupted_after_it_was_handed_over_is_not_reported_twice(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, collector: LocalCollector
+) -> None:
+    interrupt_at_line(monkeypatch, 3, after_handing_it_over=True)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(5), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    rejects = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert summary(run)["not attempted"] == 0
+    assert len(collector.messages) + len(rejects) == 3
+
+
+def test_ctrl_c_against_a_stalled_endpoint_rejects_every_line_read(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, collector: LocalCollector
+) -> None:
+    collector.faults = Faults(stall=True)
+    interrupt_at_line(monkeypatch, 4)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(6), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    counts = summary(run)
+    assert (counts["read"], counts["sent"], counts["failed"]) == (4, 0, 3)
+    assert counts["not attempted"] == 1
+    rejects = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert sorted(record["line"] for record in rejects) == [1, 2, 3, 4]
 
 
 class _Terminal(io.StringIO):

@@ -6,7 +6,11 @@ import contextlib
 import json
 import threading
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Literal
+
+Kind = Literal["invalid", "undelivered", "not attempted"]
+"""Why a line is in the rejects file: it is not a valid message, its delivery failed, or
+Ctrl-C stopped the replay before it was sent."""
 
 
 class RejectWriter:
@@ -17,16 +21,19 @@ class RejectWriter:
 
     Args:
         stream: The open text file to write to.
+
+    Attributes:
+        counts: Records written so far, by kind.
+        write_error: The first error writing the file, if any.
     """
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self.invalid = 0
-        self.undelivered = 0
+        self.counts: dict[Kind, int] = {"invalid": 0, "undelivered": 0, "not attempted": 0}
         self.write_error: OSError | None = None
 
-    def write(self, line: int | None, reason: str, message: Any, *, delivery: bool) -> None:
+    def write(self, line: int | None, reason: str, message: Any, *, kind: Kind) -> None:
         """Write one record.
 
         A write error is kept in :attr:`write_error` rather than raised, since this also
@@ -36,15 +43,12 @@ class RejectWriter:
             line: The line number in the input, or ``None`` when unknown.
             reason: Why the line was not sent.
             message: The original message (the raw text for a line that is not JSON).
-            delivery: Whether it failed delivery (else it was invalid).
+            kind: Why the line is rejected.
         """
         # ASCII escapes keep lone surrogates and odd bytes writable.
         record = json.dumps({"line": line, "reason": reason, "message": message})
         with self._lock:
-            if delivery:
-                self.undelivered += 1
-            else:
-                self.invalid += 1
+            self.counts[kind] += 1
             try:
                 self._stream.write(record + "\n")
                 self._stream.flush()

@@ -185,6 +185,8 @@ class _Replay:
         self.stderr = stderr
         self.in_flight = _InFlight()
         self.read = self.bytes_read = self.validated = 0
+        # The line being handed to the client, for Ctrl-C to account for.
+        self.current: tuple[int, bytes] | None = None
         self.client = gs.Client(
             options.access_key,
             track_whitelist=list(options.track_whitelist) or None,
@@ -204,7 +206,7 @@ class _Replay:
         reason = f"not delivered: {error}"
         if error.body:
             reason += f" (response: {error.body})"
-        self.rejects.write(line, reason, payload, delivery=True)
+        self.rejects.write(line, reason, payload, kind="undelivered")
 
     def _on_success(self, payload: dict[str, Any]) -> None:
         self.in_flight.pop(payload.get("messageId"))
@@ -213,7 +215,7 @@ class _Replay:
         """``(done, rejected, failed)`` so far: done is sent, or validated in a dry run."""
         stats = self.client.stats()
         done = self.validated if self.options.dry_run else stats.delivered
-        return done, self.rejects.invalid, stats.failed + stats.dropped
+        return done, self.rejects.counts["invalid"], stats.failed + stats.dropped
 
     def run(self, source: IO[bytes], stdout: IO[str]) -> int:
         """Send every line of ``source``, wait for delivery, print the summary."""
@@ -238,6 +240,8 @@ class _Replay:
         finally:
             # Whatever is left is given up here and reported to on_error, so to the rejects.
             self.client.shutdown(timeout=5.0 if settled else 1.0)
+        if interrupted:
+            self._reject_unsent_line()
         if self.rejects.write_error is not None:
             path = options.rejects_path
             raise ReplayError(f"cannot write {path}: {self.rejects.write_error}")
@@ -254,27 +258,29 @@ class _Replay:
             if not too_long and not raw.strip():
                 continue
             self.read += 1
-            self.validated += self._send_line(number, raw, too_long, size)
+            self.current = (number, raw)
+            self._send_line(number, raw, too_long, size)
+            self.current = None
             if self.rejects.write_error is not None:
                 return
             progress.update(self.read, self.bytes_read, self.counts)
 
-    def _send_line(self, number: int, raw: bytes, too_long: bool, size: int) -> int:
-        """Hand one line to the client; return 1 if it passed validation in a dry run."""
+    def _send_line(self, number: int, raw: bytes, too_long: bool, size: int) -> None:
+        """Hand one line to the client, or write it to the rejects."""
         if too_long:
             self.rejects.write(
                 number,
                 f"line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte limit "
                 f"(message shows its first {LINE_EXCERPT} bytes)",
                 raw.decode("utf-8", "replace"),
-                delivery=False,
+                kind="invalid",
             )
-            return 0
+            return
         try:
             message = parse_line(raw)
         except RejectedLine as exc:
-            self.rejects.write(number, str(exc), raw.decode("utf-8", "replace"), delivery=False)
-            return 0
+            self.rejects.write(number, str(exc), raw.decode("utf-8", "replace"), kind="invalid")
+            return
         given = message.get("messageId")
         message_id = str(uuid.uuid4()) if given is None else str(given)
         # Registered before the call: a sender thread may report the message before it returns.
@@ -283,11 +289,33 @@ class _Replay:
             receipt = submit(self.client, message, message_id if given is None else None)
         except (RejectedLine, gs.InvalidMessageError) as exc:
             self.in_flight.pop(message_id)
-            self.rejects.write(number, str(exc), message, delivery=False)
-            return 0
+            self.rejects.write(number, str(exc), message, kind="invalid")
+            return
         if receipt.outcome in (gs.Outcome.FILTERED, gs.Outcome.DRY_RUN):
             self.in_flight.pop(message_id)
-        return 1 if receipt.outcome is gs.Outcome.DRY_RUN else 0
+        if receipt.outcome is gs.Outcome.DRY_RUN:
+            self.validated += 1
+
+    def _reject_unsent_line(self) -> None:
+        """Write the line Ctrl-C interrupted to the rejects, unless it reached the client.
+
+        Ctrl-C may land anywhere while a line is handled: before the client has it (then it is
+        written here), or after (then the client reports it, delivered or failed). The
+        counters tell which: a line the client or the rejects account for is never written
+        twice.
+        """
+        if self.current is None:
+            return
+        done, rejected, failed = self.counts()
+        if done + self.client.stats().filtered + rejected + failed >= self.read:
+            return
+        number, raw = self.current
+        try:
+            message: Any = parse_line(raw)
+        except RejectedLine:
+            message = raw.decode("utf-8", "replace")
+        reason = "not attempted: interrupted before it was sent"
+        self.rejects.write(number, reason, message, kind="not attempted")
 
     def _settle(self) -> bool:
         timeout = self.options.flush_timeout
@@ -315,7 +343,10 @@ class _Replay:
             f"  rejected: {rejected:,}",
             f"  failed: {failed:,}",
         ]
-        if rejected or failed:
+        not_attempted = self.rejects.counts["not attempted"]
+        if interrupted:
+            lines.append(f"  not attempted: {not_attempted:,}")
+        if rejected or failed or not_attempted:
             lines.append(f"rejects written to {options.rejects_path}")
         return "\n".join(lines) + "\n"
 
