@@ -40,9 +40,26 @@ _BODILESS_STATUSES = (204, 304)
 _logger = logging.getLogger("gainsight_segment")
 
 
+def _masked(value: str) -> str:
+    # As the client shows its key: "****" and the last four, and nothing of a value so short
+    # that four characters would give most of it away.
+    return "****" + value[-4:] if len(value) >= 16 else "****"
+
+
+def _show_headers(headers: dict[str, str]) -> str:
+    shown = {
+        name: _masked(value) if name.lower() == "accesskey" else value
+        for name, value in headers.items()
+    }
+    return repr(shown)
+
+
 @attrs.frozen
 class ReceivedRequest:
     """One HTTP request a :class:`LocalCollector` answered (or dropped), as it received it.
+
+    Its ``repr()`` masks the ``accessKey`` header (``****e862``), so that a failing assertion
+    or a log line never shows a key; :attr:`headers` holds it as received.
 
     Attributes:
         method: The HTTP method, e.g. ``"POST"``.
@@ -54,7 +71,7 @@ class ReceivedRequest:
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str] = attrs.field(repr=_show_headers)
     status: int | None
     body: bytes
 
