@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -648,6 +649,19 @@ def test_a_rejects_device_shared_with_the_input_is_allowed(tmp_path: Path) -> No
     # Reading /dev/null and discarding the rejects into it destroys nothing.
     run = replay(os.devnull, "--access-key", ACCESS_KEY, "--dry-run", "--rejects", os.devnull)
     assert run.status == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_a_new_rejects_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text("oops\n", encoding="utf-8")
+    previous = os.umask(0o022)
+    try:
+        replay(str(export), "--access-key", ACCESS_KEY, "--dry-run")
+    finally:
+        os.umask(previous)
+    rejects = tmp_path / "in.jsonl.rejects.jsonl"
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
 
 
 needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import IO, Any, Literal
@@ -61,10 +62,14 @@ class RejectWriter:
 def open_rejects(path: str) -> Iterator[RejectWriter]:
     """Create (or empty) the rejects file and write to it.
 
+    A new file is readable and writable by its owner only: it holds users' messages. An
+    existing file keeps its mode (it may be a device, such as /dev/null).
+
     Raises:
         OSError: When the file cannot be created.
     """
-    stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below, with care
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    stream = open(fd, "w", encoding="utf-8")  # noqa: SIM115 - closed below, with care
     writer = RejectWriter(stream)
     try:
         yield writer

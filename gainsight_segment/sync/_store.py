@@ -147,7 +147,11 @@ class SQLiteStore:
     def __init__(self, path: StatePath, *, timeout: float = 30.0) -> None:
         self.path = os.fspath(path)
         try:
+            _create_private(self.path)
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise gs.ConfigurationError(f"state {self.path!r}: cannot open: {reason}") from None
         except sqlite3.Error as error:
             raise gs.ConfigurationError(f"state {self.path!r}: cannot open: {error}") from None
         try:
@@ -304,6 +308,20 @@ class SQLiteStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _create_private(path: str) -> None:
+    """Create a missing state file readable and writable by its owner only.
+
+    The file holds user ids. SQLite would create it with the umask's mode (often 0644), and
+    creates its -wal and -shm files with the mode of the database file, so creating the
+    file first, empty, makes all three private. An existing file keeps the mode its owner
+    gave it.
+    """
+    if path in ("", ":memory:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _rollback(db: sqlite3.Connection) -> None:
