@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +301,22 @@ def test_cli_progress_is_printed_at_most_once_a_second_but_always_at_the_end(
         "read 300,001 members",
         "sent 9 of 9 changes",
     ]
+
+
+def test_cli_refuses_to_sync_an_audience_another_sync_is_sending(
+    tmp_path: Path, state: Path, cli_env: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    SQLiteStore(state).close()
+    with contextlib.closing(sqlite3.connect(state)) as db, db:
+        db.execute(
+            "INSERT INTO gainsight_sync_lease VALUES (?, 'other', 'process 1 on elsewhere', ?)",
+            (KEY, time.time() + 30),
+        )
+    members = tmp_path / "members.txt"
+    members.write_text("u1\n")
+    argv = ["audience", "sync", KEY, "--members", str(members), "--state", str(state)]
+    assert main([*argv, *cli_env]) == 2
+    assert capsys.readouterr().err.startswith(
+        "gainsight-segment: error: another sync of 'vip_customers' is running "
+        "(process 1 on elsewhere)"
+    )

@@ -131,7 +131,19 @@ def test_version_is_the_single_source() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?", _version.__version__)
 
 
-MOVED_TO_SYNC = sorted(sync.__all__)
+# The audience names that were top-level names before gainsight_segment.sync existed.
+MOVED_TO_SYNC = [
+    "AudienceSync",
+    "MemoryStore",
+    "SQLiteStore",
+    "StateChange",
+    "StateDiff",
+    "StateStore",
+    "SyncProgress",
+    "SyncResult",
+    "TraitSync",
+    "audience_key",
+]
 
 
 @pytest.mark.parametrize("name", MOVED_TO_SYNC)
@@ -152,6 +164,11 @@ def test_an_audience_name_imported_from_the_top_level_warns_at_the_import() -> N
 
 def test_the_deprecated_names_are_not_listed_at_the_top_level() -> None:
     assert not set(MOVED_TO_SYNC) & {*gainsight_segment.__all__, *dir(gainsight_segment)}
+
+
+def test_a_name_new_in_sync_is_not_reachable_from_the_top_level() -> None:
+    with pytest.raises(AttributeError):
+        gainsight_segment.ConcurrentSyncError  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_an_unknown_top_level_name_is_an_attribute_error() -> None:

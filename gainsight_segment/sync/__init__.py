@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from ._audience import AudienceSync, TraitSync
 from ._key import audience_key
+from ._lease import ConcurrentSyncError
+from ._memory import MemoryStore
 from ._results import SyncProgress, SyncResult
-from ._store import MemoryStore, SQLiteStore, StateChange, StateDiff, StateStore
+from ._store import SQLiteStore, StateChange, StateDiff, StateStore
 
 __all__ = [
     "AudienceSync",
+    "ConcurrentSyncError",
     "MemoryStore",
     "SQLiteStore",
     "StateChange",

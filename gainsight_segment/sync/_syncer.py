@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Callable, Optional, Union
 
 import attrs
@@ -17,8 +18,9 @@ import attrs
 import gainsight_segment as gs
 
 from ._key import audience_key
+from ._lease import Lease, NoLease
 from ._results import ProgressCallback, SyncProgress, SyncResult
-from ._store import SQLiteStore, StateChange, StatePath, StateStore
+from ._store import SQLiteStore, StateChange, StateDiff, StatePath, StateStore
 
 StateSpec = Union[StatePath, StateStore]
 _Outcome = Optional[gs.GainsightError]
@@ -133,28 +135,40 @@ class Syncer:
         self, rows: Iterable[tuple[str, str]], *, complete: bool, progress: ProgressCallback | None
     ) -> SyncResult:
         self.check_client()
-        diff = self.store.diff(self.key, rows, complete=complete)
-        try:
-            tally = _Tally()
-            if progress is not None:
-                progress(SyncProgress("sending", 0, diff.pending))
-            executor = None
-            if self.concurrency > 1 and diff.pending > 1:
-                executor = ThreadPoolExecutor(
-                    max_workers=self.concurrency, thread_name_prefix="gainsight-segment-sync"
-                )
+        # Held from before the diff to the last confirmation: a second sync of the key would
+        # diff against the same state and send every change again.
+        with self._lease() as lease:
+            diff = self.store.diff(self.key, rows, complete=complete)
             try:
-                for batch in diff.batches(self.batch_size):
-                    self._send_batch(batch, executor, tally)
-                    if progress is not None:
-                        progress(SyncProgress("sending", tally.settled, diff.pending))
+                return self._send(diff, lease, progress)
             finally:
-                if executor is not None:
-                    # An interrupted sync must not keep sending what it will not record.
-                    executor.shutdown(wait=True, cancel_futures=True)
-            return tally.result(diff.unchanged)
+                diff.close()
+
+    def _lease(self) -> AbstractContextManager[Lease]:
+        # Optional in the StateStore protocol: a store of the user's may have none.
+        lease = getattr(self.store, "lease", None)
+        return nullcontext(NoLease()) if lease is None else lease(self.key)
+
+    def _send(self, diff: StateDiff, lease: Lease, progress: ProgressCallback | None) -> SyncResult:
+        tally = _Tally()
+        if progress is not None:
+            progress(SyncProgress("sending", 0, diff.pending))
+        executor = None
+        if self.concurrency > 1 and diff.pending > 1:
+            executor = ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix="gainsight-segment-sync"
+            )
+        try:
+            for batch in diff.batches(self.batch_size):
+                lease.check()
+                self._send_batch(batch, executor, tally)
+                if progress is not None:
+                    progress(SyncProgress("sending", tally.settled, diff.pending))
         finally:
-            diff.close()
+            if executor is not None:
+                # An interrupted sync must not keep sending what it will not record.
+                executor.shutdown(wait=True, cancel_futures=True)
+        return tally.result(diff.unchanged)
 
     def _send_batch(
         self, batch: Sequence[StateChange], executor: ThreadPoolExecutor | None, tally: _Tally
