@@ -30,7 +30,7 @@ from .conftest import ACCESS_KEY
         ),
         pytest.param(
             ["send", "identify", "--user-id", "1"],
-            "no access key: pass --access-key or set GAINSIGHT_ACCESS_KEY",
+            "no access key: pass --access-key or --access-key-file, or set GAINSIGHT_ACCESS_KEY",
             id="no-key",
         ),
         pytest.param(
@@ -73,7 +73,6 @@ from .conftest import ACCESS_KEY
         pytest.param(
             ["collector", "--host", "example.com"], "only binds loopback", id="collector-host"
         ),
-        pytest.param(["collector", "--failure-rate", "2"], "failure_rate", id="collector-faults"),
     ],
 )
 def test_errors_are_one_line_with_exit_status_2(
@@ -85,6 +84,151 @@ def test_errors_are_one_line_with_exit_status_2(
     monkeypatch.delenv("GAINSIGHT_ACCESS_KEY", raising=False)
     assert main(args) == 2
     assert_one_error_line(capsys.readouterr().err, fragment)
+
+
+KEY = ["--access-key", ACCESS_KEY]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        pytest.param(
+            ["send", "identify", "--user-id", "1", "--access-key", "short"],
+            "--access-key: must be 36 characters long, got 5 characters",
+            id="send-key",
+        ),
+        pytest.param(
+            ["send", "identify", "--user-id", "1", *KEY, "--endpoint", "x"],
+            "--endpoint: must start with https:// (got scheme 'none')",
+            id="send-endpoint",
+        ),
+        pytest.param(
+            ["send", "identify", "--user-id", "1", *KEY, "--timeout", "100000"],
+            "--timeout: must be at most 86400 seconds, got 100000.0",
+            id="send-timeout",
+        ),
+        pytest.param(
+            ["replay", os.devnull, *KEY, "--workers", "300"],
+            "--workers: must be at most 256, got 300",
+            id="replay-workers",
+        ),
+        pytest.param(
+            ["audience", "sync", "vip", "--members", "-", "--access-key", "short"],
+            "--access-key: must be 36 characters long, got 5 characters",
+            id="audience-key",
+        ),
+        pytest.param(
+            ["collector", "--access-key", "short"],
+            "--access-key: must be 36 characters long, got 5 characters",
+            id="collector-key",
+        ),
+        pytest.param(
+            ["collector", "--failure-rate", "2"],
+            "--failure-rate: must be a probability between 0 and 1, got 2.0",
+            id="collector-failure-rate",
+        ),
+        pytest.param(
+            ["collector", "--drop-rate", "-0.5"],
+            "--drop-rate: must be a probability between 0 and 1, got -0.5",
+            id="collector-drop-rate",
+        ),
+        pytest.param(
+            ["collector", "--latency", "-1"],
+            "--latency: must be a finite number of seconds >= 0, got -1.0",
+            id="collector-latency",
+        ),
+        pytest.param(
+            ["collector", "--port", "70000"],
+            "--port: must be an integer from 0 to 65535, got 70000",
+            id="collector-port",
+        ),
+    ],
+)
+def test_errors_name_the_flag_not_the_python_name(
+    capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"gainsight-segment: error: {error}\n"
+
+
+# --access-key-file ----------------------------------------------------------------------------
+
+
+def command_with_key(command: str, *key: str) -> list[str]:
+    """A dry run of ``command`` that needs nothing but its access key."""
+    if command == "send":
+        return ["send", "identify", "--user-id", "1", "--dry-run", *key]
+    if command == "replay":
+        return ["replay", os.devnull, "--rejects", os.devnull, "--dry-run", *key]
+    return [
+        "audience",
+        "sync",
+        "vip",
+        "--members",
+        os.devnull,
+        "--state",
+        ":memory:",
+        "--dry-run",
+        *key,
+    ]
+
+
+KEY_COMMANDS = ["send", "replay", "audience"]
+
+
+@pytest.mark.parametrize("command", KEY_COMMANDS)
+def test_the_access_key_can_be_read_from_a_file(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("GAINSIGHT_ACCESS_KEY", raising=False)
+    key_file = tmp_path / "key"
+    key_file.write_text(f"  {ACCESS_KEY}\n", encoding="utf-8")
+    assert main(command_with_key(command, "--access-key-file", str(key_file))) == 0
+
+
+@pytest.mark.parametrize("command", [*KEY_COMMANDS, "collector"])
+def test_the_access_key_and_its_file_are_mutually_exclusive(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = ["--access-key", ACCESS_KEY, "--access-key-file", str(tmp_path / "key")]
+    args = ["collector", *key] if command == "collector" else command_with_key(command, *key)
+    assert main(args) == 2
+    assert_one_error_line(
+        capsys.readouterr().err,
+        "argument --access-key-file: not allowed with argument --access-key",
+    )
+
+
+@pytest.mark.parametrize("command", [*KEY_COMMANDS, "collector"])
+def test_an_unreadable_access_key_file_is_a_one_line_error_naming_it(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing"
+    key = ["--access-key-file", str(missing)]
+    args = ["collector", *key] if command == "collector" else command_with_key(command, *key)
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"gainsight-segment: error: --access-key-file {missing}: cannot read it: "
+        "No such file or directory\n"
+    )
+
+
+def test_a_bad_key_in_the_file_is_named_by_the_file_and_never_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = "35a84f9e-7084-47a1-b8a5-593444e9e86"
+    key_file = tmp_path / "key"
+    key_file.write_text(bad + "\n", encoding="utf-8")
+    assert main(command_with_key("send", "--access-key-file", str(key_file))) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"gainsight-segment: error: --access-key-file {key_file}: "
+        "must be 36 characters long, got 35 characters\n"
+    )
+    assert bad not in captured.out + captured.err
 
 
 def test_a_bad_key_is_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,3 +350,14 @@ def test_a_broken_pipe_points_stdout_at_devnull_so_the_exit_flush_cannot_fail(
         main(DRY_RUN_SEND)
         os.write(file.fileno(), b"written after the pipe broke")
     assert target.read_bytes() == b""
+
+
+def test_an_access_key_file_that_is_not_text_is_a_one_line_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"\xff\xfe")
+    assert main(command_with_key("send", "--access-key-file", str(key_file))) == 2
+    assert capsys.readouterr().err == (
+        f"gainsight-segment: error: --access-key-file {key_file}: cannot read it: not UTF-8 text\n"
+    )

@@ -10,19 +10,20 @@ import subprocess
 import sys
 import threading
 import types
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 import gainsight_segment as gs
 from gainsight_segment.cli import _collector, main
-from gainsight_segment.testing import LocalCollector
+from gainsight_segment.testing import DEMO_ACCESS_KEY, LocalCollector
 
-from .cli_support import assert_one_error_line
 from .conftest import ACCESS_KEY
 
 ACCOUNT = "o283h08fh2390f923uofu23"
 OTHER_KEY = "35a84f9e-7084-47a1-b8a5-593444e9e862"
+DEMO_KEY_SHOWN = f"(access key {DEMO_ACCESS_KEY})"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
@@ -39,7 +40,9 @@ def test_collector_prints_its_endpoint_then_each_message_and_stops_cleanly(
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
-        match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", first)
+        match = re.fullmatch(
+            rf"listening on (http://127\.0\.0\.1:\d+) {re.escape(DEMO_KEY_SHOWN)}\n", first
+        )
         assert match, first
         with gs.Client(ACCESS_KEY, endpoint=match[1], sync_mode=True) as client:
             receipt = client.track("123", "Account Created", {"accountId": ACCOUNT})
@@ -65,7 +68,7 @@ def test_collector_accepts_only_its_access_key() -> None:
     )
     try:
         assert process.stdout is not None
-        endpoint = process.stdout.readline().split()[-1]
+        endpoint = process.stdout.readline().split()[2]
         with gs.Client(ACCESS_KEY, endpoint=endpoint, sync_mode=True, max_retries=0) as client:
             wrong = client.identify("1")
         with gs.Client(OTHER_KEY, endpoint=endpoint, sync_mode=True) as client:
@@ -91,7 +94,7 @@ class _Stdout(io.StringIO):
         return super().write(text)
 
     def endpoint(self) -> str:
-        match = re.match(r"listening on (http://127\.0\.0\.1:\d+)\n", self.getvalue())
+        match = re.match(r"listening on (http://127\.0\.0\.1:\d+) ", self.getvalue())
         assert match, self.getvalue()
         return match[1]
 
@@ -179,7 +182,7 @@ def test_collector_command_quiet_prints_only_where_it_listens(
 ) -> None:
     out = _Stdout()
     run_collector_command(monkeypatch, out, "--quiet", meanwhile=send_tracks(1), stop=ctrl_c)
-    assert out.getvalue() == f"listening on {out.endpoint()}\n"
+    assert out.getvalue() == f"listening on {out.endpoint()} {DEMO_KEY_SHOWN}\n"
 
 
 def test_collector_command_escapes_what_stdout_cannot_encode(
@@ -226,4 +229,39 @@ def test_collector_on_a_port_in_use_is_a_one_line_error(
     collector: LocalCollector, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["collector", "--port", str(collector.port)]) == 2
-    assert_one_error_line(capsys.readouterr().err, "Address already in use")
+    assert capsys.readouterr().err == (
+        f"gainsight-segment: error: cannot listen on 127.0.0.1:{collector.port}: "
+        "Address already in use\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        pytest.param([], DEMO_KEY_SHOWN, id="the-demo-key-in-full"),
+        pytest.param(["--access-key", OTHER_KEY], "(access key ****e862)", id="a-key-masked"),
+    ],
+)
+def test_collector_command_says_where_it_listens_and_which_key_it_accepts(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], shown: str
+) -> None:
+    out = _Stdout()
+    run_collector_command(monkeypatch, out, "--quiet", *args, meanwhile=send_tracks(0), stop=ctrl_c)
+    assert out.getvalue() == f"listening on {out.endpoint()} {shown}\n"
+
+
+def test_collector_command_reads_the_key_to_accept_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(OTHER_KEY + "\n", encoding="utf-8")
+    accepted: list[gs.Receipt] = []
+
+    def send_with_the_key(endpoint: str) -> None:
+        with gs.Client(OTHER_KEY, endpoint=endpoint, sync_mode=True) as client:
+            accepted.append(client.identify("1"))
+
+    out = _Stdout()
+    args = ["--quiet", "--access-key-file", str(key_file)]
+    run_collector_command(monkeypatch, out, *args, meanwhile=send_with_the_key, stop=ctrl_c)
+    assert [receipt.outcome for receipt in accepted] == [gs.Outcome.SENT]

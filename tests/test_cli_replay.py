@@ -105,7 +105,7 @@ def summary(run: Run) -> dict[str, int]:
         name: int(value.replace(",", ""))
         for name, value in re.findall(r"^  ([a-z ]+): ([\d,]+)$", run.out, re.M)
     }
-    read = re.search(r": ([\d,]+) lines read", run.out)
+    read = re.search(r": ([\d,]+) lines? read", run.out)
     assert read, run.out
     counts["read"] = int(read[1].replace(",", ""))
     return counts
@@ -294,19 +294,34 @@ def test_reads_stdin_in_a_subprocess(
     assert (tmp_path / "rejects.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    ("lines", "warning"),
+    [(10, "10 messages still undelivered"), (1, "1 message still undelivered")],
+)
 def test_what_is_left_at_the_flush_deadline_is_reported_and_rejected(
-    tmp_path: Path, endpoint: str, collector: LocalCollector
+    tmp_path: Path, endpoint: str, collector: LocalCollector, lines: int, warning: str
 ) -> None:
     collector.faults = Faults(stall=True)
     export = tmp_path / "in.jsonl"
-    export.write_text(good_lines(10), encoding="utf-8")
+    export.write_text(good_lines(lines), encoding="utf-8")
     run = replay(str(export), *key_and(endpoint), "--quiet", "--flush-timeout", "0.2")
     assert run.status == 1
-    assert "10 messages still undelivered after the 0.2 s flush deadline" in run.err
-    assert summary(run)["failed"] == 10
+    assert f"{warning} after the 0.2 s flush deadline" in run.err
+    assert summary(run)["failed"] == lines
     rejects = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
-    assert sorted(r["line"] for r in rejects) == list(range(1, 11))
+    assert sorted(r["line"] for r in rejects) == list(range(1, lines + 1))
     assert all(r["reason"].startswith("not delivered: shutdown deadline") for r in rejects)
+
+
+def test_a_one_line_replay_says_line_and_shows_no_rate_for_a_sub_second_run(
+    tmp_path: Path, endpoint: str
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(1), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    headline = run.out.splitlines()[0]
+    assert re.fullmatch(rf"replayed {re.escape(str(export))}: 1 line read in [\w .]+ s", headline)
+    assert "events/s" not in run.out
 
 
 def test_dry_run_validates_but_sends_nothing(
@@ -387,7 +402,6 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path, endpoint: 
     lines = run.err.splitlines()
     counts = [re.findall(r"^replay: ([\d,]+) lines read \(", line) for line in lines]
     assert counts == [["10"], ["20"], ["30"]]
-    assert all(line.endswith("events/s") for line in lines)
     assert "\r" not in run.err
 
 
@@ -504,7 +518,7 @@ def test_progress_bar_when_stderr_is_a_terminal(
         main(["replay", str(export), "--access-key", ACCESS_KEY, "--endpoint", endpoint])
     drawn = terminal.getvalue()
     assert drawn.startswith("\r[")
-    assert re.search(r"\[#{24}\] 100\.0%\s+30 lines\s+[\d,]+ events/s\s+ETA 0:00\s*\n$", drawn)
+    assert re.search(r"\[#{24}\] 100\.0%\s+30 lines\s+([\d,.]+ events/s\s+)?ETA 0:00\s*\n$", drawn)
     assert "replay:" not in drawn
 
 
@@ -546,7 +560,10 @@ def test_an_unwritable_rejects_file_stops_before_sending(
             "argument --progress-interval: must be a number of seconds > 0, got '0'",
         ),
         (["--progress-every", "-1"], "argument --progress-every: must be a whole number >= 0"),
+        (["--progress-every", "x"], "argument --progress-every: must be a whole number >= 0"),
+        (["--workers", "x"], "argument --workers: must be a whole number >= 1, got 'x'"),
         (["--flush-timeout", "nan"], "argument --flush-timeout: must be a number of seconds > 0"),
+        (["--flush-timeout", "x"], "argument --flush-timeout: must be a number of seconds > 0"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
@@ -697,7 +714,7 @@ def test_progress_from_a_pipe_shows_no_percentage(
     with os.fdopen(read_end, "rb") as reader:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(reader))
         run = replay("-", *key_and(endpoint), "--progress-every", "1")
-    assert re.match(r"replay: 1 lines read, \d+ sent, ", run.err.splitlines()[0])
+    assert re.match(r"replay: 1 line read, \d+ sent, ", run.err.splitlines()[0])
 
 
 @pytest.mark.parametrize("message_id", ["never-added", None, 42])

@@ -29,6 +29,7 @@ from ._parser import (
     PROG,
     CliError,
     CommandParser,
+    name_flags,
     write_error,
 )
 
@@ -71,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_error(str(exc))
         return exc.status
     except gs.GainsightError as exc:
-        # ConfigurationError and InvalidMessageError: the text names the setting or field.
-        write_error(str(exc))
+        # ConfigurationError and InvalidMessageError: the text names the setting or field,
+        # which is told by its flag when the command has one.
+        write_error(name_flags(str(exc), args))
         return EXIT_USAGE
     except BrokenPipeError:
         # The reader went away (e.g. piped into head): nobody is left to tell.

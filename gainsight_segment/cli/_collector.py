@@ -8,11 +8,21 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import Any, Callable
 
+import gainsight_segment as gs
 from gainsight_segment import testing
 
-from ._parser import EXIT_OK, CliError, CommandParser, add_command
+from ._parser import (
+    EXIT_OK,
+    CliError,
+    CommandParser,
+    add_access_key_options,
+    add_command,
+    name_flags,
+    plural,
+    read_access_key,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[CommandParser]) -> None:
@@ -34,9 +44,7 @@ def add_parser(commands: argparse._SubParsersAction[CommandParser]) -> None:
         default="127.0.0.1",
         help="a loopback address (default: 127.0.0.1)",
     )
-    parser.add_argument(
-        "--access-key", metavar="KEY", help="the access key to accept (default: the demo key)"
-    )
+    add_access_key_options(parser, "the demo key")
     parser.add_argument("--quiet", action="store_true", help="do not print the messages")
     parser.add_argument(
         "--latency",
@@ -64,15 +72,7 @@ def add_parser(commands: argparse._SubParsersAction[CommandParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM, printing each accepted message as one line of JSON."""
-    try:
-        faults = testing.Faults(
-            latency=args.latency,
-            failure_rate=args.failure_rate,
-            drop_rate=args.drop_rate,
-            seed=args.seed,
-        )
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    access_key = _access_key(args)
     out = sys.stdout
     lock = threading.Lock()
 
@@ -86,20 +86,11 @@ def run(args: argparse.Namespace) -> int:
                 out.write(json.dumps(message) + "\n")
             out.flush()
 
-    try:
-        collector = testing.LocalCollector(
-            args.access_key or testing.DEMO_ACCESS_KEY,
-            host=args.host,
-            port=args.port,
-            faults=faults,
-            on_message=None if args.quiet else show,
-        )
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    collector = _collector(args, access_key, None if args.quiet else show)
     stop = threading.Event()
     with collector, _StopOnSigterm(stop):
         with lock:
-            out.write(f"listening on {collector.endpoint}\n")
+            out.write(f"listening on {collector.endpoint} (access key {_shown(access_key)})\n")
             out.flush()
         try:
             # A timed wait: a plain wait() would not see Ctrl-C on every platform.
@@ -107,9 +98,45 @@ def run(args: argparse.Namespace) -> int:
                 pass
         except KeyboardInterrupt:
             pass
-    count = len(collector.messages)
-    sys.stderr.write(f"collector stopped; {count} message{'s' * (count != 1)} received\n")
+    received = plural(len(collector.messages), "message")
+    sys.stderr.write(f"collector stopped; {received} received\n")
     return EXIT_OK
+
+
+def _access_key(args: argparse.Namespace) -> str:
+    """The key to accept, validated as a client validates its own."""
+    key = read_access_key(args)
+    if key is None:
+        return testing.DEMO_ACCESS_KEY
+    # ConfigurationError names access_key, which main() tells as --access-key.
+    gs.Settings(access_key=key)
+    return key.strip()
+
+
+def _shown(access_key: str) -> str:
+    # The demo key is public, and the one a user needs to know; their own key stays masked.
+    return access_key if access_key == testing.DEMO_ACCESS_KEY else "****" + access_key[-4:]
+
+
+def _collector(
+    args: argparse.Namespace, access_key: str, on_message: Callable[[dict[str, Any]], object] | None
+) -> testing.LocalCollector:
+    try:
+        faults = testing.Faults(
+            latency=args.latency,
+            failure_rate=args.failure_rate,
+            drop_rate=args.drop_rate,
+            seed=args.seed,
+        )
+        return testing.LocalCollector(
+            access_key, host=args.host, port=args.port, faults=faults, on_message=on_message
+        )
+    except ValueError as exc:
+        raise CliError(name_flags(str(exc), args)) from None
+    except OSError as exc:
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        reason = exc.strerror or str(exc)
+        raise CliError(f"cannot listen on {host}:{args.port}: {reason}") from None
 
 
 class _StopOnSigterm:

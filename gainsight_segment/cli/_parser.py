@@ -77,8 +77,14 @@ def add_command(
 
 
 def add_access_key_options(parser: argparse.ArgumentParser, default: str) -> None:
-    """Add ``--access-key KEY``."""
-    parser.add_argument("--access-key", metavar="KEY", help=f"the access key (default: {default})")
+    """Add ``--access-key KEY`` and ``--access-key-file PATH``, of which one may be given."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--access-key", metavar="KEY", help=f"the access key (default: {default})")
+    group.add_argument(
+        "--access-key-file",
+        metavar="PATH",
+        help="read the access key from this file, which keeps it out of the process list",
+    )
 
 
 def add_client_options(
@@ -109,16 +115,61 @@ def add_client_options(
     parser.add_argument("--dry-run", action="store_true", help=dry_run)
 
 
+def read_access_key(args: argparse.Namespace) -> str | None:
+    """Return the key of ``--access-key`` or ``--access-key-file``, or ``None`` for neither.
+
+    Raises:
+        CliError: When the file cannot be read or does not hold a valid key; the message
+            names the file, never the key.
+    """
+    path: str | None = args.access_key_file
+    if path is None:
+        key: str | None = args.access_key
+        return key
+    try:
+        with open(path, encoding="utf-8") as file:
+            # A key is 36 characters: a larger read can only tell that the file is wrong.
+            key = file.read(4096).strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise CliError(f"--access-key-file {path}: cannot read it: {reason}") from None
+    try:
+        gs.Settings(access_key=key)
+    except gs.ConfigurationError as error:
+        raise CliError(f"--access-key-file {path}: {_reason(error)}") from None
+    return key
+
+
 def client_access_key(args: argparse.Namespace) -> str | None:
     """Return the key a command's client is given: ``None`` reads the environment.
 
     Raises:
-        CliError: When there is no key anywhere.
+        CliError: When there is no key anywhere, or the file cannot be read.
     """
-    key: str | None = args.access_key
+    key = read_access_key(args)
     if key is None and os.environ.get(ACCESS_KEY_ENV) is None:
-        raise CliError(f"no access key: pass --access-key or set {ACCESS_KEY_ENV}")
+        raise CliError(
+            f"no access key: pass --access-key or --access-key-file, or set {ACCESS_KEY_ENV}"
+        )
     return key
+
+
+def name_flags(message: str, args: argparse.Namespace) -> str:
+    """Name the flag, not the Python name, at the head of an error about one of the options.
+
+    The library's errors start with the setting they are about (``failure_rate: must be...``);
+    when the command has an option of that name, the message names its flag instead
+    (``--failure-rate: must be...``).
+    """
+    name, colon, rest = message.partition(":")
+    if colon and name.isidentifier() and hasattr(args, name):
+        return f"--{name.replace('_', '-')}:{rest}"
+    return message
+
+
+def _reason(error: Exception) -> str:
+    # "access_key: must be 36 characters long" -> "must be 36 characters long"
+    return str(error).partition(": ")[2] or str(error)
 
 
 def positive_int(text: str) -> int:
@@ -174,3 +225,8 @@ def json_object(option: str, text: str | None) -> dict[str, Any] | None:
 def print_json(message: dict[str, Any], out: IO[str]) -> None:
     """Write a message as indented JSON."""
     out.write(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 line``, ``2 lines``, ``1,000 lines``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

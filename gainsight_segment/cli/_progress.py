@@ -7,6 +7,8 @@ import stat
 import time
 from typing import IO, Callable
 
+from ._parser import plural
+
 _TTY_REDRAW = 0.1
 _BAR_WIDTH = 24
 
@@ -80,10 +82,12 @@ class Progress:
         if due:
             self._last = now
             done, rejected, failed = stats()
+            rate = events_per_second(lines, now - self._start)
             self._stream.write(
-                f"replay: {lines:,} lines read{self._percent(bytes_read)}, {done:,} {self._done}, "
-                f"{rejected:,} rejected, {failed:,} failed, "
-                f"{self._rate(lines, now):,.0f} events/s\n"
+                f"replay: {plural(lines, 'line')} read{self._percent(bytes_read)}, "
+                f"{done:,} {self._done}, {rejected:,} rejected, {failed:,} failed"
+                + ("" if rate is None else f", {rate}")
+                + "\n"
             )
             self._stream.flush()
 
@@ -99,20 +103,17 @@ class Progress:
             return ""
         return f" ({min(100.0, 100.0 * bytes_read / self._total):.1f}%)"
 
-    def _rate(self, lines: int, now: float) -> float:
-        elapsed = now - self._start
-        return lines / elapsed if elapsed > 0 else 0.0
-
     def _draw(self, lines: int, bytes_read: int, now: float) -> None:
-        rate = self._rate(lines, now)
+        elapsed = now - self._start
+        rate = events_per_second(lines, elapsed)
         parts = []
         if self._total is not None:
             done = min(1.0, bytes_read / self._total)
             filled = int(done * _BAR_WIDTH)
             parts.append(f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done * 100:5.1f}%")
-        parts.append(f"{lines:,} lines")
-        parts.append(f"{rate:,.0f} events/s")
-        elapsed = now - self._start
+        parts.append(plural(lines, "line"))
+        if rate is not None:
+            parts.append(rate)
         if self._total is not None and bytes_read and elapsed > 0:
             left = (self._total - bytes_read) / (bytes_read / elapsed)
             parts.append(f"ETA {_format_duration(max(0.0, left))}")
@@ -123,7 +124,27 @@ class Progress:
         self._width = len(text)
 
 
+def events_per_second(lines: int, elapsed: float) -> str | None:
+    """The rate of a run, e.g. ``"1,832 events/s"``; ``None`` in its first second.
+
+    A rate taken over a fraction of a second says nothing (a single line in 2 ms is not "500
+    events/s"), so none is given until a second has gone by.
+    """
+    if elapsed < 1.0:
+        return None
+    rate = lines / elapsed
+    return f"{rate:.1f} events/s" if rate < 10 else f"{rate:,.0f} events/s"
+
+
+def lines_read(lines: int, elapsed: float) -> str:
+    """How many lines a run read in how long, e.g. ``"1 line read in 0.3 s"``."""
+    took = "under 0.1 s" if elapsed < 0.05 else f"{elapsed:.1f} s"
+    rate = events_per_second(lines, elapsed)
+    return f"{plural(lines, 'line')} read in {took}" + ("" if rate is None else f" ({rate})")
+
+
 def isatty(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a terminal; ``False`` for a stream that cannot tell."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

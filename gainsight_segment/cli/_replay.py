@@ -36,10 +36,11 @@ from ._parser import (
     add_command,
     client_access_key,
     non_negative_int,
+    plural,
     positive_int,
     positive_seconds,
 )
-from ._progress import Progress, input_size
+from ._progress import Progress, input_size, lines_read
 from ._rejects import RejectWriter, open_rejects
 
 # Queue length of the replaying client: large enough to keep every sender busy, small enough
@@ -125,11 +126,28 @@ def replay(
         # Checked before the rejects file is opened, since opening it empties it.
         if _is_same_file(rejects_path, source):
             raise ReplayError(f"--rejects {rejects_path}: is the input file; choose another path")
+        # Bad settings too are refused before the rejects file is created (or emptied).
+        gs.Settings(**_client_settings(options))
         with open_rejects(rejects_path) as rejects:
             return _Replay(options, rejects, stderr).run(source, stdout)
     finally:
         if not options.from_stdin:
             source.close()
+
+
+def _client_settings(options: ReplayOptions) -> dict[str, Any]:
+    """The settings of the replaying client."""
+    return {
+        "access_key": options.access_key,
+        "track_whitelist": list(options.track_whitelist) or None,
+        "endpoint": options.endpoint,
+        "workers": options.workers,
+        "max_queue_size": options.workers * _QUEUE_PER_WORKER,
+        "on_queue_full": "block",
+        "block_timeout": _BLOCK_TIMEOUT,
+        "exit_timeout": 0,
+        "send": not options.dry_run,
+    }
 
 
 def _is_same_file(path: str, source: IO[bytes]) -> bool:
@@ -188,17 +206,7 @@ class _Replay:
         # The line being handed to the client, for Ctrl-C to account for.
         self.current: tuple[int, bytes] | None = None
         self.client = gs.Client(
-            options.access_key,
-            track_whitelist=list(options.track_whitelist) or None,
-            endpoint=options.endpoint,
-            workers=options.workers,
-            max_queue_size=options.workers * _QUEUE_PER_WORKER,
-            on_queue_full="block",
-            block_timeout=_BLOCK_TIMEOUT,
-            exit_timeout=0,
-            send=not options.dry_run,
-            on_error=self._on_error,
-            on_success=self._on_success,
+            **_client_settings(options), on_error=self._on_error, on_success=self._on_success
         )
 
     def _on_error(self, error: gs.DeliveryError, payload: dict[str, Any]) -> None:
@@ -322,10 +330,10 @@ class _Replay:
         if self.client.flush(timeout):
             return True
         stats = self.client.stats()
+        left = plural(stats.pending + stats.in_flight, "message")
         self.stderr.write(
-            f"gainsight-segment: warning: {stats.pending + stats.in_flight:,} messages "
-            f"still undelivered after the {timeout:g} s flush deadline; "
-            f"giving up on them (see {self.options.rejects_path})\n"
+            f"gainsight-segment: warning: {left} still undelivered after the {timeout:g} s "
+            f"flush deadline; giving up on them (see {self.options.rejects_path})\n"
         )
         return False
 
@@ -333,10 +341,9 @@ class _Replay:
         options = self.options
         done, rejected, failed = self.counts()
         name = "<stdin>" if options.from_stdin else options.file
-        rate = self.read / elapsed if elapsed > 0 else 0.0
         lines = [
-            f"{'interrupted' if interrupted else 'replayed'} {name}: {self.read:,} lines read "
-            f"in {elapsed:.1f} s ({rate:,.0f} events/s)"
+            f"{'interrupted' if interrupted else 'replayed'} {name}: "
+            + lines_read(self.read, elapsed)
             + (" [dry run]" if options.dry_run else ""),
             f"  {'validated' if options.dry_run else 'sent'}: {done:,}",
             f"  skipped by whitelist: {self.client.stats().filtered:,}",

@@ -88,7 +88,7 @@ class LocalCollector:
     ) -> None:
         address, family = loopback_address(host)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
+            raise ValueError(f"port: must be an integer from 0 to 65535, got {port!r}")
         self._access_key = access_key
         self._on_message = on_message
         self._changed = threading.Condition(threading.Lock())

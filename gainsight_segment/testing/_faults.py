@@ -20,24 +20,26 @@ def _check_statuses(_: object, attribute: attrs.Attribute[Any], value: tuple[int
         # bool is an int subclass, but True is never a meaningful status.
         if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
             raise ValueError(
-                f"{attribute.name} must hold final HTTP statuses (200-599), got {status!r}"
+                f"{attribute.name}: must hold final HTTP statuses (200-599), got {status!r}"
             )
 
 
 def _check_rate(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     # Written so that NaN fails too.
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be a probability between 0 and 1, got {value!r}")
+        raise ValueError(f"{attribute.name}: must be a probability between 0 and 1, got {value!r}")
 
 
 def _check_seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{attribute.name} must be a finite number of seconds >= 0, got {value!r}")
+        raise ValueError(
+            f"{attribute.name}: must be a finite number of seconds >= 0, got {value!r}"
+        )
 
 
 def _check_not_empty(_: object, attribute: attrs.Attribute[Any], value: tuple[int, ...]) -> None:
     if not value:
-        raise ValueError(f"{attribute.name} must name at least one status")
+        raise ValueError(f"{attribute.name}: must name at least one status")
 
 
 @attrs.frozen(kw_only=True)
