@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import tracemalloc
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable
 from uuid import UUID
 
@@ -35,6 +38,16 @@ from gainsight_segment.testing import Faults, LocalCollector
 from .conftest import ACCESS_KEY, ClientFactory
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class Color(Enum):
+    RED = "red"
+
+
+class Sizes(Enum):
+    SMALL = frozenset({"xs", "s"})
+
+
 KEY = "vip_customers"
 
 
@@ -131,11 +144,45 @@ def test_duplicate_members_are_sent_once(audience: AudienceSync, collector: Loca
     assert result.added == 2
 
 
-def test_numeric_member_ids_are_sent_as_strings(
-    audience: AudienceSync, collector: LocalCollector
+@pytest.mark.parametrize(
+    ("member", "sent"),
+    [
+        pytest.param(7, "7", id="int"),
+        pytest.param(2.5, "2.5", id="float"),
+        pytest.param(UUID(int=1), "00000000-0000-0000-0000-000000000001", id="uuid"),
+        pytest.param(" u1", " u1", id="string-with-leading-space"),
+    ],
+)
+def test_member_ids_are_sent_as_the_client_sends_user_ids(
+    audience: AudienceSync, collector: LocalCollector, member: Any, sent: str
 ) -> None:
-    audience.sync([7, "8"])
-    assert received(collector) == {"7": True, "8": True}
+    audience.sync([member])
+    assert received(collector) == {sent: True}
+
+
+@pytest.mark.parametrize(
+    ("member", "error"),
+    [
+        pytest.param(None, r"members\[0\]: a user id is required, got None", id="none"),
+        pytest.param("", r"members\[0\]: must not be empty", id="empty"),
+        pytest.param("  ", r"members\[0\]: must not be empty", id="blank"),
+        pytest.param(True, r"members\[0\]: must be a string, number or UUID, got bool", id="bool"),
+        pytest.param(math.nan, r"members\[0\]: must be a finite number", id="nan"),
+        pytest.param(
+            10**5000,
+            r"members\[0\]: integer has too many digits",
+            id="huge-int",
+            marks=pytest.mark.skipif(
+                not hasattr(sys, "get_int_max_str_digits"), reason="no digit limit before 3.11"
+            ),
+        ),
+    ],
+)
+def test_a_member_the_client_would_refuse_as_a_user_id_is_refused_naming_it(
+    audience: AudienceSync, member: Any, error: str
+) -> None:
+    with pytest.raises(gs.InvalidMessageError, match=f"^{error}$"):
+        audience.sync([member])
 
 
 def test_empty_audience_removes_every_member(
@@ -529,6 +576,11 @@ def test_progress_reports_reading_now_and_then_while_the_snapshot_is_read(
         ),
         pytest.param(Decimal("12.5"), 12.5, id="decimal"),
         pytest.param(UUID(int=1), "00000000-0000-0000-0000-000000000001", id="uuid"),
+        pytest.param(Color.RED, "red", id="enum"),
+        pytest.param(MappingProxyType({"b": 2, "a": 1}), {"a": 1, "b": 2}, id="mapping"),
+        pytest.param(frozenset({3, 1, 2}), [1, 2, 3], id="set"),
+        pytest.param(Sizes.SMALL, ["s", "xs"], id="enum-of-a-set"),
+        pytest.param(MappingProxyType({"k": {2, 1}}), {"k": [1, 2]}, id="set-in-a-mapping"),
     ],
 )
 def test_trait_values_are_converted_as_the_client_converts_them(

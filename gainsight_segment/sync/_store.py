@@ -217,58 +217,7 @@ class SQLiteStore:
         db = self._db
         db.execute("BEGIN")
         try:
-            for table in (
-                "gainsight_sync_snapshot",
-                "gainsight_sync_stage",
-                "gainsight_sync_pending",
-            ):
-                db.execute(f"DROP TABLE IF EXISTS temp.{table}")
-            db.execute(
-                "CREATE TEMP TABLE gainsight_sync_snapshot "
-                "(user_id TEXT NOT NULL, value TEXT NOT NULL)"
-            )
-            db.execute(
-                "CREATE TEMP TABLE gainsight_sync_stage "
-                "(user_id TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
-            )
-            db.execute(
-                "CREATE TEMP TABLE gainsight_sync_pending "
-                "(seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, value TEXT, previous TEXT)"
-            )
-            # executemany pulls from the iterable as it goes: nothing is materialized. The
-            # rows are appended as they come, then sorted once into the keyed table: inserting
-            # scattered ids straight into a B-tree is several times slower.
-            db.executemany(
-                "INSERT INTO gainsight_sync_snapshot (user_id, value) VALUES (?, ?)", snapshot
-            )
-            # In rowid order within a user, so that the last value replaces the others.
-            db.execute(
-                "INSERT OR REPLACE INTO gainsight_sync_stage (user_id, value) "
-                "SELECT user_id, value FROM gainsight_sync_snapshot ORDER BY user_id, rowid"
-            )
-            db.execute("DROP TABLE temp.gainsight_sync_snapshot")
-            # Both tables are read in user id order from here on, which keeps their pages hot.
-            db.execute(
-                "INSERT INTO gainsight_sync_pending (user_id, value, previous) "
-                "SELECT s.user_id, s.value, t.value FROM gainsight_sync_stage AS s "
-                "LEFT JOIN gainsight_sync_state AS t ON t.key = ? AND t.user_id = s.user_id "
-                "WHERE t.value IS NULL OR t.value <> s.value",
-                (key,),
-            )
-            if complete:
-                db.execute(
-                    "INSERT INTO gainsight_sync_pending (user_id, value, previous) "
-                    "SELECT t.user_id, NULL, t.value FROM gainsight_sync_state AS t "
-                    "WHERE t.key = ? AND NOT EXISTS "
-                    "(SELECT 1 FROM gainsight_sync_stage AS s WHERE s.user_id = t.user_id)",
-                    (key,),
-                )
-            (staged,) = db.execute("SELECT count(*) FROM gainsight_sync_stage").fetchone()
-            pending, updates = db.execute(
-                "SELECT count(*), count(value) FROM gainsight_sync_pending"
-            ).fetchone()
-            # The snapshot has served its purpose; only the changes are kept.
-            db.execute("DROP TABLE temp.gainsight_sync_stage")
+            staged, pending, updates = _stage_changes(db, key, snapshot, complete=complete)
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
@@ -358,6 +307,66 @@ class SQLiteStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _stage_changes(
+    db: sqlite3.Connection, key: str, snapshot: Iterable[tuple[str, str]], *, complete: bool
+) -> tuple[int, int, int]:
+    """Fill ``temp.gainsight_sync_pending`` with a snapshot's changes, in a transaction.
+
+    Returns:
+        The users in the snapshot, the changes, and the changes that carry a value.
+    """
+    for table in (
+        "gainsight_sync_snapshot",
+        "gainsight_sync_stage",
+        "gainsight_sync_pending",
+    ):
+        db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    db.execute(
+        "CREATE TEMP TABLE gainsight_sync_snapshot (user_id TEXT NOT NULL, value TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TEMP TABLE gainsight_sync_stage "
+        "(user_id TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TEMP TABLE gainsight_sync_pending "
+        "(seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, value TEXT, previous TEXT)"
+    )
+    # executemany pulls from the iterable as it goes: nothing is materialized. The
+    # rows are appended as they come, then sorted once into the keyed table: inserting
+    # scattered ids straight into a B-tree is several times slower.
+    db.executemany("INSERT INTO gainsight_sync_snapshot (user_id, value) VALUES (?, ?)", snapshot)
+    # In rowid order within a user, so that the last value replaces the others.
+    db.execute(
+        "INSERT OR REPLACE INTO gainsight_sync_stage (user_id, value) "
+        "SELECT user_id, value FROM gainsight_sync_snapshot ORDER BY user_id, rowid"
+    )
+    db.execute("DROP TABLE temp.gainsight_sync_snapshot")
+    # Both tables are read in user id order from here on, which keeps their pages hot.
+    db.execute(
+        "INSERT INTO gainsight_sync_pending (user_id, value, previous) "
+        "SELECT s.user_id, s.value, t.value FROM gainsight_sync_stage AS s "
+        "LEFT JOIN gainsight_sync_state AS t ON t.key = ? AND t.user_id = s.user_id "
+        "WHERE t.value IS NULL OR t.value <> s.value",
+        (key,),
+    )
+    if complete:
+        db.execute(
+            "INSERT INTO gainsight_sync_pending (user_id, value, previous) "
+            "SELECT t.user_id, NULL, t.value FROM gainsight_sync_state AS t "
+            "WHERE t.key = ? AND NOT EXISTS "
+            "(SELECT 1 FROM gainsight_sync_stage AS s WHERE s.user_id = t.user_id)",
+            (key,),
+        )
+    (staged,) = db.execute("SELECT count(*) FROM gainsight_sync_stage").fetchone()
+    pending, updates = db.execute(
+        "SELECT count(*), count(value) FROM gainsight_sync_pending"
+    ).fetchone()
+    # The snapshot has served its purpose; only the changes are kept.
+    db.execute("DROP TABLE temp.gainsight_sync_stage")
+    return staged, pending, updates
 
 
 def _create_private(path: str) -> None:
