@@ -486,6 +486,32 @@ def test_a_line_interrupted_after_it_was_handed_over_is_not_reported_twice(
     assert len(collector.messages) + len(rejects) == 3
 
 
+def test_an_interrupted_line_that_is_not_json_is_rejected_as_its_text(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupt_at_line(monkeypatch, 2)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(1) + "oops\n", encoding="utf-8")
+    replay(str(export), *key_and(endpoint), "--quiet")
+    [record] = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert (record["line"], record["message"]) == (2, "oops")
+
+
+def test_ctrl_c_while_waiting_for_delivery_leaves_no_line_unattempted(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: Any) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_replay._Replay, "_settle", interrupted)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(3), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert run.status == 130
+    assert summary(run)["not attempted"] == 0
+    assert summary(run)["read"] == accounted(run) == 3
+
+
 def test_ctrl_c_against_a_stalled_endpoint_rejects_every_line_read(
     tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, collector: LocalCollector
 ) -> None:
