@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import gainsight_segment as gs
-from gainsight_segment._audience import AudienceSync, SyncProgress
-from gainsight_segment._audience_store import SQLiteStore, StateChange
-from gainsight_segment._collector import DEMO_ACCESS_KEY
+from gainsight_segment.sync import AudienceSync, SQLiteStore, StateChange, SyncProgress
+from gainsight_segment.testing import DEMO_ACCESS_KEY
 
 KEY = "order_completed_last_30_days"
 _MIX = 0x9E3779B97F4A7C15  # odd, so i -> i * _MIX mod 2**64 is a bijection
@@ -51,7 +50,7 @@ _MIX = 0x9E3779B97F4A7C15  # odd, so i -> i * _MIX mod 2**64 is a bijection
 # GIL nor its peak RSS for the messages it keeps.
 _COLLECTOR = """
 import sys
-from gainsight_segment._collector import LocalCollector
+from gainsight_segment.testing import LocalCollector
 with LocalCollector() as collector:
     print(collector.endpoint, flush=True)
     sys.stdin.readline()

@@ -11,6 +11,7 @@ Example:
 
 import importlib
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ._client import Client
@@ -28,68 +29,63 @@ from ._version import __version__
 from .delivery._ledger import Stats
 
 if TYPE_CHECKING:
-    from ._audience import AudienceSync, SyncProgress, SyncResult, TraitSync, audience_key
-    from ._audience_store import (
-        MemoryStore,
-        SQLiteStore,
-        StateChange,
-        StateDiff,
-        StateStore,
-    )
+    # Deprecated here: type checkers still see them, so that old imports keep checking.
+    from .sync import AudienceSync as AudienceSync
+    from .sync import MemoryStore as MemoryStore
+    from .sync import SQLiteStore as SQLiteStore
+    from .sync import StateChange as StateChange
+    from .sync import StateDiff as StateDiff
+    from .sync import StateStore as StateStore
+    from .sync import SyncProgress as SyncProgress
+    from .sync import SyncResult as SyncResult
+    from .sync import TraitSync as TraitSync
+    from .sync import audience_key as audience_key
 
-# Audience syncing needs sqlite3, csv and a thread pool: imported on first use, so that
+# The audience names moved to gainsight_segment.sync; importing them from here still works,
+# with a warning. The tools (sync, cli, testing) load only when asked for, so that
 # `import gainsight_segment` stays as cheap as the client itself.
-_LAZY = {
-    "AudienceSync": "._audience",
-    "SyncProgress": "._audience",
-    "SyncResult": "._audience",
-    "TraitSync": "._audience",
-    "audience_key": "._audience",
-    "MemoryStore": "._audience_store",
-    "SQLiteStore": "._audience_store",
-    "StateChange": "._audience_store",
-    "StateDiff": "._audience_store",
-    "StateStore": "._audience_store",
-}
+_MOVED_TO_SYNC = frozenset(
+    {
+        "AudienceSync",
+        "MemoryStore",
+        "SQLiteStore",
+        "StateChange",
+        "StateDiff",
+        "StateStore",
+        "SyncProgress",
+        "SyncResult",
+        "TraitSync",
+        "audience_key",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in _MOVED_TO_SYNC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    warnings.warn(
+        f"gainsight_segment.{name} is deprecated; import it from gainsight_segment.sync "
+        f"(from gainsight_segment.sync import {name})",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(".sync", __name__), name)
 
 
 # Libraries stay silent unless the app configures logging.
 logging.getLogger("gainsight_segment").addHandler(logging.NullHandler())
 
 __all__ = [
-    "AudienceSync",
     "Client",
     "ClientClosedError",
     "ConfigurationError",
     "DeliveryError",
     "GainsightError",
     "InvalidMessageError",
-    "MemoryStore",
     "MessageBuilder",
     "Outcome",
     "Receipt",
-    "SQLiteStore",
     "Settings",
-    "StateChange",
-    "StateDiff",
-    "StateStore",
     "Stats",
-    "SyncProgress",
-    "SyncResult",
-    "TraitSync",
     "__version__",
-    "audience_key",
 ]

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import pytest
 
 import gainsight_segment as gs
-from gainsight_segment._collector import DEMO_ACCESS_KEY, LocalCollector
+from gainsight_segment.testing import DEMO_ACCESS_KEY, LocalCollector
 
 ACCESS_KEY = DEMO_ACCESS_KEY
 # Short waits between retries keep fault tests fast; behaviour is otherwise the default.

@@ -1,12 +1,11 @@
-"""Audience and computed-trait syncs: keys, diffs, confirmation, resumption, the command line."""
+"""Audience and computed-trait syncs: diffs, confirmation, resumption, progress."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
+import math
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,30 +13,41 @@ import tracemalloc
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable
 from uuid import UUID
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import gainsight_segment as gs
-from gainsight_segment import _audience
-from gainsight_segment._audience import (
+from gainsight_segment.sync import (
     AudienceSync,
+    MemoryStore,
+    SQLiteStore,
+    StateChange,
+    StateStore,
     SyncProgress,
     SyncResult,
     TraitSync,
-    audience_key,
-    audience_main,
+    _rows,
 )
-from gainsight_segment._audience_store import MemoryStore, SQLiteStore, StateChange, StateStore
-from gainsight_segment._collector import Faults, LocalCollector
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY, ClientFactory
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class Color(Enum):
+    RED = "red"
+
+
+class Sizes(Enum):
+    SMALL = frozenset({"xs", "s"})
+
+
 KEY = "vip_customers"
 
 
@@ -72,61 +82,6 @@ def client(make_client: ClientFactory) -> gs.Client:
 def audience(client: gs.Client, state: Path) -> Iterator[AudienceSync]:
     with AudienceSync(client, "VIP customers", state=state) as sync:
         yield sync
-
-
-# --- keys ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "key"),
-    [
-        ("Order Completed Last 30 Days", "order_completed_last_30_days"),
-        ("VIP customers", "vip_customers"),
-        ("NPS >= 9", "nps_9"),
-        ("orderCompletedLast30Days", "order_completed_last30_days"),
-        ("OrderCompleted", "order_completed"),
-        ("VIPCustomers", "vip_customers"),
-        ("Clientes élite", "clientes_elite"),
-        ("Straße Kunden", "strasse_kunden"),
-        ("Ærø Øresund", "aero_oresund"),
-        ("ﬁnance team", "finance_team"),
-        ("30 Day Actives", "30_day_actives"),
-        ("  churn--risk!! ", "churn_risk"),
-        ("Top 10% (by ARR)", "top_10_by_arr"),
-        ("order_completed_last_30days", "order_completed_last_30days"),
-        ("already_snake_case", "already_snake_case"),
-        ("ORDER-COMPLETED", "order_completed"),
-        ("trial.users", "trial_users"),
-        ("顧客 VIP", "vip"),
-    ],
-)
-def test_audience_key_snake_cases_the_name(name: str, key: str) -> None:
-    assert audience_key(name) == key
-
-
-@pytest.mark.parametrize("name", ["", "   ", "!!! >= ???", "顧客"])
-def test_audience_key_without_letters_or_digits_is_a_configuration_error(name: str) -> None:
-    with pytest.raises(gs.ConfigurationError, match="no ASCII letters or digits"):
-        audience_key(name)
-
-
-def test_audience_key_of_a_non_string_is_a_configuration_error() -> None:
-    with pytest.raises(gs.ConfigurationError, match="must be a string"):
-        audience_key(42)  # type: ignore[arg-type]
-
-
-@given(st.from_regex(r"[a-z0-9]+(_[a-z0-9]+)*", fullmatch=True))
-def test_audience_key_returns_a_snake_case_key_unchanged(key: str) -> None:
-    assert audience_key(key) == key
-
-
-@given(st.text(min_size=1))
-def test_audience_key_is_idempotent(name: str) -> None:
-    try:
-        key = audience_key(name)
-    except gs.ConfigurationError:
-        return
-    assert audience_key(key) == key
 
 
 # --- audience syncs -----------------------------------------------------------------------
@@ -189,11 +144,45 @@ def test_duplicate_members_are_sent_once(audience: AudienceSync, collector: Loca
     assert result.added == 2
 
 
-def test_numeric_member_ids_are_sent_as_strings(
-    audience: AudienceSync, collector: LocalCollector
+@pytest.mark.parametrize(
+    ("member", "sent"),
+    [
+        pytest.param(7, "7", id="int"),
+        pytest.param(2.5, "2.5", id="float"),
+        pytest.param(UUID(int=1), "00000000-0000-0000-0000-000000000001", id="uuid"),
+        pytest.param(" u1", " u1", id="string-with-leading-space"),
+    ],
+)
+def test_member_ids_are_sent_as_the_client_sends_user_ids(
+    audience: AudienceSync, collector: LocalCollector, member: Any, sent: str
 ) -> None:
-    audience.sync([7, "8"])
-    assert received(collector) == {"7": True, "8": True}
+    audience.sync([member])
+    assert received(collector) == {sent: True}
+
+
+@pytest.mark.parametrize(
+    ("member", "error"),
+    [
+        pytest.param(None, r"members\[0\]: a user id is required, got None", id="none"),
+        pytest.param("", r"members\[0\]: must not be empty", id="empty"),
+        pytest.param("  ", r"members\[0\]: must not be empty", id="blank"),
+        pytest.param(True, r"members\[0\]: must be a string, number or UUID, got bool", id="bool"),
+        pytest.param(math.nan, r"members\[0\]: must be a finite number", id="nan"),
+        pytest.param(
+            10**5000,
+            r"members\[0\]: integer has too many digits",
+            id="huge-int",
+            marks=pytest.mark.skipif(
+                not hasattr(sys, "get_int_max_str_digits"), reason="no digit limit before 3.11"
+            ),
+        ),
+    ],
+)
+def test_a_member_the_client_would_refuse_as_a_user_id_is_refused_naming_it(
+    audience: AudienceSync, member: Any, error: str
+) -> None:
+    with pytest.raises(gs.InvalidMessageError, match=f"^{error}$"):
+        audience.sync([member])
 
 
 def test_empty_audience_removes_every_member(
@@ -291,7 +280,7 @@ def test_interrupted_sync_in_a_new_process_sends_only_the_rest(
         """
         import json, sys
         import gainsight_segment as gs
-        from gainsight_segment._audience import AudienceSync
+        from gainsight_segment.sync import AudienceSync
 
         endpoint, state, key = sys.argv[1:4]
         client = gs.Client(key, endpoint=endpoint, sync_mode=True, exit_timeout=0)
@@ -324,7 +313,7 @@ def test_state_file_reopened_by_another_process_sends_nothing_for_a_repeat(
         """
         import sys
         import gainsight_segment as gs
-        from gainsight_segment._audience import AudienceSync
+        from gainsight_segment.sync import AudienceSync
 
         endpoint, state, key = sys.argv[1:4]
         client = gs.Client(key, endpoint=endpoint, sync_mode=True, exit_timeout=0)
@@ -566,7 +555,7 @@ def test_progress_reports_reading_now_and_then_while_the_snapshot_is_read(
     make: Callable[..., AudienceSync | TraitSync],
     snapshot: list[Any],
 ) -> None:
-    monkeypatch.setattr(_audience, "_PROGRESS_EVERY", 2)
+    monkeypatch.setattr(_rows, "PROGRESS_EVERY", 2)
     seen: list[SyncProgress] = []
     make(client, KEY, state=MemoryStore()).sync(snapshot, progress=seen.append)
     assert [p for p in seen if p.phase == "reading"] == [
@@ -587,6 +576,11 @@ def test_progress_reports_reading_now_and_then_while_the_snapshot_is_read(
         ),
         pytest.param(Decimal("12.5"), 12.5, id="decimal"),
         pytest.param(UUID(int=1), "00000000-0000-0000-0000-000000000001", id="uuid"),
+        pytest.param(Color.RED, "red", id="enum"),
+        pytest.param(MappingProxyType({"b": 2, "a": 1}), {"a": 1, "b": 2}, id="mapping"),
+        pytest.param(frozenset({3, 1, 2}), [1, 2, 3], id="set"),
+        pytest.param(Sizes.SMALL, ["s", "xs"], id="enum-of-a-set"),
+        pytest.param(MappingProxyType({"k": {2, 1}}), {"k": [1, 2]}, id="set-in-a-mapping"),
     ],
 )
 def test_trait_values_are_converted_as_the_client_converts_them(
@@ -641,265 +635,3 @@ def test_a_receipt_other_than_sent_is_not_taken_as_a_confirmation() -> None:
     assert (result.added, result.failed) == (0, 1)
     assert str(result.error) == "delivery not confirmed (outcome queued)"
     assert audience.preview(["u1"]).added == 1
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, collector: LocalCollector) -> list[str]:
-    monkeypatch.setenv("GAINSIGHT_ACCESS_KEY", ACCESS_KEY)
-    return ["--endpoint", collector.endpoint, "--quiet"]
-
-
-def test_cli_syncs_one_id_per_line(
-    tmp_path: Path,
-    state: Path,
-    cli_env: list[str],
-    collector: LocalCollector,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    members = tmp_path / "members.txt"
-    members.write_text("u1\n\n u2 \nu1\n")
-    status = audience_main(
-        ["sync", "VIP customers", "--members", str(members), "--state", str(state), *cli_env]
-    )
-    assert status == 0
-    assert received(collector) == {"u1": True, "u2": True}
-    assert capsys.readouterr().out == (
-        "audience vip_customers: 2 added, 0 removed, 0 unchanged, 0 failed\n"
-    )
-
-
-def test_cli_reads_a_csv_column(
-    tmp_path: Path, state: Path, cli_env: list[str], collector: LocalCollector
-) -> None:
-    members = tmp_path / "members.csv"
-    members.write_text("\ufeffemail,user_id\na@x.io,u1\nb@x.io,u2\n", encoding="utf-8")
-    argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 0
-    assert received(collector) == {"u1": True, "u2": True}
-
-
-def test_cli_missing_csv_column_is_a_one_line_error(
-    tmp_path: Path, state: Path, cli_env: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    members = tmp_path / "members.csv"
-    members.write_text("email,id\na@x.io,u1\n")
-    argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 2
-    assert capsys.readouterr().err == (
-        "gainsight-segment: error: no column 'user_id' in the members file; "
-        "its columns: email, id\n"
-    )
-
-
-def test_cli_missing_members_file_is_a_one_line_error(
-    tmp_path: Path, state: Path, cli_env: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["sync", KEY, "--members", str(tmp_path / "nope.txt"), "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("gainsight-segment: error: cannot read the members file:")
-    assert err.count("\n") == 1
-
-
-def test_cli_without_access_key_is_a_one_line_error(
-    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.delenv("GAINSIGHT_ACCESS_KEY", raising=False)
-    members = tmp_path / "members.txt"
-    members.write_text("u1\n")
-    assert audience_main(["sync", KEY, "--members", str(members), "--state", str(state)]) == 2
-    assert capsys.readouterr().err.startswith("gainsight-segment: error: access_key: missing")
-
-
-def test_cli_exits_1_when_changes_failed(
-    tmp_path: Path,
-    state: Path,
-    cli_env: list[str],
-    collector: LocalCollector,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    collector.faults = Faults(statuses=(400,))
-    members = tmp_path / "members.txt"
-    members.write_text("u1\n")
-    argv = ["sync", KEY, "--members", str(members), "--state", str(state), "--concurrency", "1"]
-    assert audience_main([*argv, *cli_env]) == 1
-    captured = capsys.readouterr()
-    assert captured.out.endswith("1 failed\n")
-    assert "HTTP 400" in captured.err
-
-
-def test_cli_dry_run_sends_and_records_nothing(
-    tmp_path: Path,
-    state: Path,
-    cli_env: list[str],
-    collector: LocalCollector,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    members = tmp_path / "members.txt"
-    members.write_text("u1\nu2\n")
-    argv = ["sync", KEY, "--members", str(members), "--state", str(state), "--dry-run"]
-    assert audience_main([*argv, *cli_env]) == 0
-    assert collector.requests == []
-    assert "would add 2" in capsys.readouterr().out
-    with SQLiteStore(state) as store:
-        assert list(store.items(KEY)) == []
-
-
-def test_cli_prints_progress_to_stderr(
-    tmp_path: Path,
-    state: Path,
-    collector: LocalCollector,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("GAINSIGHT_ACCESS_KEY", ACCESS_KEY)
-    members = tmp_path / "members.txt"
-    members.write_text("u1\nu2\n")
-    argv = ["sync", KEY, "--members", str(members), "--state", str(state)]
-    assert audience_main([*argv, "--endpoint", collector.endpoint]) == 0
-    assert capsys.readouterr().err == "read 2 members\nsent 0 of 2 changes\nsent 2 of 2 changes\n"
-
-
-def test_cli_usage_error_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert audience_main(["sync", KEY]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(
-        "gainsight-segment: error: the following arguments are required: --members"
-    )
-    assert err.count("\n") == 1
-
-
-@pytest.mark.parametrize("value", ["0", "-3", "four"])
-def test_cli_concurrency_that_is_not_a_positive_number_is_a_usage_error(
-    value: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert audience_main(["sync", KEY, "--members", "-", "--concurrency", value]) == 2
-    assert capsys.readouterr().err == (
-        f"gainsight-segment: error: argument --concurrency: must be a whole number >= 1, "
-        f"got '{value}' (see 'gainsight-segment audience sync --help')\n"
-    )
-
-
-def test_cli_reads_members_from_stdin_and_leaves_it_open(
-    state: Path, cli_env: list[str], collector: LocalCollector, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stdin = io.StringIO("u1\nu2\n")
-    monkeypatch.setattr(sys, "stdin", stdin)
-    assert audience_main(["sync", KEY, "--members", "-", "--state", str(state), *cli_env]) == 0
-    assert received(collector) == {"u1": True, "u2": True}
-    assert not stdin.closed
-
-
-def test_cli_csv_rows_without_an_id_in_the_column_are_skipped(
-    tmp_path: Path, state: Path, cli_env: list[str], collector: LocalCollector
-) -> None:
-    members = tmp_path / "members.csv"
-    members.write_text("email,user_id\na@x.io,u1\nb@x.io\nc@x.io,  \nd@x.io,u4\n")
-    argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 0
-    assert received(collector) == {"u1": True, "u4": True}
-
-
-@pytest.mark.parametrize(
-    ("content", "error"),
-    [
-        pytest.param(b"", "the members file is empty: expected a CSV header", id="empty-csv"),
-        pytest.param(
-            b"user_id\nu1\n\xff\n",
-            "reading the members file: 'utf-8' codec can't decode byte 0xff",
-            id="not-utf8",
-        ),
-        pytest.param(
-            b"user_id\n" + b"x" * 200_000 + b"\n",
-            "reading the members file: field larger than field limit",
-            id="huge-field",
-        ),
-    ],
-)
-def test_cli_unreadable_members_are_a_one_line_error(
-    tmp_path: Path,
-    state: Path,
-    cli_env: list[str],
-    collector: LocalCollector,
-    capsys: pytest.CaptureFixture[str],
-    content: bytes,
-    error: str,
-) -> None:
-    members = tmp_path / "members.csv"
-    members.write_bytes(content)
-    argv = ["sync", KEY, "--members", str(members), "--column", "user_id", "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"gainsight-segment: error: {error}")
-    assert err.count("\n") == 1
-    assert collector.requests == []
-
-
-def test_cli_state_file_of_another_shape_is_a_one_line_error(
-    tmp_path: Path, state: Path, cli_env: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    with sqlite3.connect(state) as db:
-        db.execute("CREATE TABLE gainsight_sync_state (id INTEGER)")
-    members = tmp_path / "members.txt"
-    members.write_text("u1\n")
-    argv = ["sync", KEY, "--members", str(members), "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 2
-    assert capsys.readouterr().err.startswith(
-        f"gainsight-segment: error: state file {str(state)!r}: no such column"
-    )
-
-
-def test_cli_ctrl_c_exits_130_and_says_to_run_it_again(
-    tmp_path: Path,
-    state: Path,
-    cli_env: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    def interrupted(*args: Any, **kwargs: Any) -> SyncResult:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(AudienceSync, "sync", interrupted)
-    members = tmp_path / "members.txt"
-    members.write_text("u1\n")
-    argv = ["sync", KEY, "--members", str(members), "--state", str(state)]
-    assert audience_main([*argv, *cli_env]) == 130
-    assert capsys.readouterr().err == (
-        "gainsight-segment: error: interrupted: the changes delivered so far are recorded; "
-        "run the same sync again to send the rest\n"
-    )
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-def test_cli_progress_is_printed_at_most_once_a_second_but_always_at_the_end(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock, stream = _Clock(), io.StringIO()
-    monkeypatch.setattr(_audience, "time", clock)
-    printer = _audience._Printer(stream)
-    for now, progress in [
-        (10.0, SyncProgress("reading", 100_000)),
-        (10.5, SyncProgress("reading", 200_000)),
-        (11.2, SyncProgress("reading", 300_000)),
-        (11.3, SyncProgress("reading", 300_001, 300_001)),
-        (11.4, SyncProgress("sending", 5, 9)),
-        (11.5, SyncProgress("sending", 9, 9)),
-    ]:
-        clock.now = now
-        printer(progress)
-    assert stream.getvalue().splitlines() == [
-        "read 100,000 members...",
-        "read 300,000 members...",
-        "read 300,001 members",
-        "sent 9 of 9 changes",
-    ]

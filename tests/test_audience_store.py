@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import gainsight_segment as gs
-from gainsight_segment._audience_store import (
+from gainsight_segment.sync import (
     MemoryStore,
     SQLiteStore,
     StateChange,
@@ -18,6 +21,7 @@ from gainsight_segment._audience_store import (
 )
 
 KEY = "vip"
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -177,3 +181,40 @@ def test_sqlite_store_repr_shows_its_path(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     with SQLiteStore(path) as store:
         assert repr(store) == f"<SQLiteStore {str(path)!r}>"
+
+
+@pytest.fixture
+def lenient_umask() -> Iterator[None]:
+    """The common umask, under which files are created readable by everyone by default."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@posix_only
+@pytest.mark.usefixtures("lenient_umask")
+def test_a_new_state_file_and_its_side_files_are_readable_by_their_owner_only(
+    tmp_path: Path,
+) -> None:
+    with SQLiteStore(tmp_path / "state.sqlite3") as store:
+        store.confirm(KEY, [StateChange("u1", "true", None)])
+        modes = {path.name: mode(path) for path in tmp_path.iterdir()}
+    assert modes == {
+        "state.sqlite3": 0o600,
+        "state.sqlite3-wal": 0o600,
+        "state.sqlite3-shm": 0o600,
+    }
+
+
+@posix_only
+@pytest.mark.usefixtures("lenient_umask")
+def test_an_existing_state_file_keeps_the_mode_its_owner_gave_it(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    sqlite3.connect(path).close()
+    path.chmod(0o640)
+    SQLiteStore(path).close()
+    assert mode(path) == 0o640

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from gainsight_segment._collector import DEMO_ACCESS_KEY, Faults, LocalCollector
+from gainsight_segment.testing import DEMO_ACCESS_KEY, Faults, LocalCollector
 
 PATH = "/clickstream/segmentio/event"
 HEADERS = {"accessKey": DEMO_ACCESS_KEY, "Content-Type": "application/json"}
@@ -615,6 +615,31 @@ def test_repr_never_shows_the_access_key() -> None:
     with LocalCollector(key) as collector:
         assert key not in repr(collector)
         assert collector.endpoint in repr(collector)
+
+
+@pytest.mark.parametrize(
+    ("header", "key", "shown"),
+    [
+        pytest.param("accessKey", OTHER_KEY, "****e862", id="the-accepted-key"),
+        pytest.param("AccessKey", OTHER_KEY, "****e862", id="any-spelling-of-the-name"),
+        pytest.param("accessKey", "not-my-real-key", "****", id="a-short-wrong-key"),
+    ],
+)
+def test_a_received_requests_repr_masks_the_access_key(
+    session: requests.Session, header: str, key: str, shown: str
+) -> None:
+    with LocalCollector(OTHER_KEY) as collector:
+        post(session, collector, headers={"Content-Type": "application/json", header: key})
+        [request] = collector.requests
+    assert key not in repr(request)
+    assert f"'{header}': '{shown}'" in repr(request)
+
+
+def test_a_received_request_keeps_the_access_key_it_received(session: requests.Session) -> None:
+    with LocalCollector(OTHER_KEY) as collector:
+        post(session, collector, headers={**HEADERS, "accessKey": OTHER_KEY})
+        [request] = collector.requests
+    assert request.headers["accessKey"] == OTHER_KEY
 
 
 def test_stop_is_idempotent_and_closes_the_port(session: requests.Session) -> None:

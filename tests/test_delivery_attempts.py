@@ -12,9 +12,9 @@ import pytest
 
 from gainsight_segment._errors import TransportErrorKind
 from gainsight_segment._message import MessageBuilder
-from gainsight_segment._mock import MockTransport
 from gainsight_segment.delivery._attempts import Attempts, Result
 from gainsight_segment.delivery._policy import RetryPolicy, Scrubber, Verdict
+from gainsight_segment.testing import MockTransport
 from gainsight_segment.transport import Request, Response, TransportError
 
 KEY = "35a84f9e-7084-47a1-b8a5-593444e9e862"

@@ -12,7 +12,6 @@ import pytest
 
 import gainsight_segment as gs
 from gainsight_segment._message import MessageBuilder
-from gainsight_segment._mock import MockTransport
 from gainsight_segment.delivery._attempts import Attempts, Result
 from gainsight_segment.delivery._callbacks import Callbacks
 from gainsight_segment.delivery._engines import (
@@ -25,6 +24,7 @@ from gainsight_segment.delivery._engines import (
 )
 from gainsight_segment.delivery._ledger import Ledger, Settled
 from gainsight_segment.delivery._policy import RetryPolicy, Scrubber, Verdict
+from gainsight_segment.testing import MockTransport
 from gainsight_segment.transport import Request, Response
 
 KEY = "35a84f9e-7084-47a1-b8a5-593444e9e862"

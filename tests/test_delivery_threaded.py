@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import gainsight_segment as gs
-from gainsight_segment._collector import Faults, LocalCollector
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY, ClientFactory
 

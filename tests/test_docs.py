@@ -39,7 +39,6 @@ import attrs
 import pytest
 
 import gainsight_segment
-from gainsight_segment._collector import LocalCollector
 from gainsight_segment._settings import (
     ACCESS_KEY_ENV,
     DEFAULT_ENDPOINT,
@@ -47,6 +46,7 @@ from gainsight_segment._settings import (
     _is_loopback,
     normalize_endpoint,
 )
+from gainsight_segment.testing import LocalCollector
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

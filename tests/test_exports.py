@@ -1,7 +1,9 @@
 """The public API is exactly what docs/api.md documents, and every part of it is documented.
 
-The API page is the list: each public name has a ``::: gainsight_segment.NAME`` entry there, so
-adding a name to ``__all__`` without documenting it (or the reverse) fails here.
+Each public package (``gainsight_segment``, ``gainsight_segment.sync``,
+``gainsight_segment.testing``, ``gainsight_segment.transport``) lists its names in a sorted ``__all__``, and the API page has one
+``::: PACKAGE.NAME`` entry per name: adding a name to an ``__all__`` without documenting it (or
+the reverse) fails here.
 """
 
 from __future__ import annotations
@@ -9,15 +11,28 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import gainsight_segment
-from gainsight_segment import _version
+from gainsight_segment import _version, sync
 
 API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 _ENTRY = re.compile(r"^:::[ \t]+(gainsight_segment(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*$", re.M)
+PACKAGES = [
+    "gainsight_segment",
+    "gainsight_segment.sync",
+    "gainsight_segment.testing",
+    "gainsight_segment.transport",
+]
+
+
+def package(name: str) -> ModuleType:
+    return importlib.import_module(name)
 
 
 def documented() -> list[str]:
@@ -25,27 +40,41 @@ def documented() -> list[str]:
     return _ENTRY.findall(API_PAGE.read_text(encoding="utf-8"))
 
 
-def documented_names() -> set[str]:
-    """The names documented as ``gainsight_segment.NAME``, submodules such as ``testing`` aside."""
-    package = Path(gainsight_segment.__file__).parent
+def documented_names(package_name: str) -> set[str]:
+    """The names the API page documents as ``PACKAGE.NAME``, the other packages aside."""
     names = set()
     for target in documented():
-        name = target.removeprefix("gainsight_segment.")
-        if name != target and "." not in name and not (package / f"{name}.py").exists():
+        owner, _, name = target.rpartition(".")
+        if owner == package_name and target not in PACKAGES:
             names.add(name)
     return names
 
 
-def test_all_is_sorted() -> None:
-    assert gainsight_segment.__all__ == sorted(gainsight_segment.__all__)
+def public_names() -> list[tuple[str, str]]:
+    return [(name, member) for name in PACKAGES for member in package(name).__all__]
 
 
-def test_all_has_no_duplicates() -> None:
-    assert len(set(gainsight_segment.__all__)) == len(gainsight_segment.__all__)
+def public_classes() -> list[tuple[str, str]]:
+    return [
+        (name, member)
+        for name, member in public_names()
+        if inspect.isclass(getattr(package(name), member))
+    ]
 
 
-def test_all_is_exactly_what_the_api_page_documents() -> None:
-    assert set(gainsight_segment.__all__) == documented_names()
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_sorted(name: str) -> None:
+    assert package(name).__all__ == sorted(package(name).__all__)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_has_no_duplicates(name: str) -> None:
+    assert len(set(package(name).__all__)) == len(package(name).__all__)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_exactly_what_the_api_page_documents(name: str) -> None:
+    assert set(package(name).__all__) == documented_names(name)
 
 
 def test_each_name_is_documented_once() -> None:
@@ -53,28 +82,26 @@ def test_each_name_is_documented_once() -> None:
     assert len(entries) == len(set(entries))
 
 
-def test_the_testing_helpers_are_documented_whole() -> None:
-    assert "gainsight_segment.testing" in documented()
-    testing = importlib.import_module("gainsight_segment.testing")
-    assert testing.__all__ == sorted(testing.__all__)
-    for name in testing.__all__:
-        assert hasattr(testing, name), name
-
-
-@pytest.mark.parametrize("name", gainsight_segment.__all__)
-def test_name_is_importable(name: str) -> None:
+@pytest.mark.parametrize(("owner", "name"), public_names())
+def test_name_is_importable(owner: str, name: str) -> None:
     namespace: dict[str, object] = {}
-    exec(f"from gainsight_segment import {name}", namespace)
-    assert namespace[name] is getattr(gainsight_segment, name)
+    exec(f"from {owner} import {name}", namespace)
+    assert namespace[name] is getattr(package(owner), name)
 
 
 @pytest.mark.parametrize(
-    "name", [name for name in gainsight_segment.__all__ if name != "__version__"]
+    ("owner", "name"),
+    [
+        (owner, name)
+        for owner, name in public_names()
+        if inspect.isclass(getattr(package(owner), name))
+        or inspect.isfunction(getattr(package(owner), name))
+    ],
 )
-def test_name_has_its_own_docstring(name: str) -> None:
-    obj = getattr(gainsight_segment, name)
+def test_name_has_its_own_docstring(owner: str, name: str) -> None:
+    obj = getattr(package(owner), name)
     # __doc__ itself, not inspect.getdoc(): a class must not borrow its base class's docstring.
-    assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
+    assert (obj.__doc__ or "").strip(), f"{owner}.{name} has no docstring"
 
 
 _DESCRIPTORS = (property, classmethod, staticmethod)
@@ -92,14 +119,14 @@ def _public_members(cls: type) -> list[tuple[str, object]]:
 @pytest.mark.parametrize(
     ("owner", "member"),
     [
-        (name, member_name)
-        for name in gainsight_segment.__all__
-        if inspect.isclass(getattr(gainsight_segment, name))
-        for member_name, _ in _public_members(getattr(gainsight_segment, name))
+        (f"{owner}.{name}", member_name)
+        for owner, name in public_classes()
+        for member_name, _ in _public_members(getattr(package(owner), name))
     ],
 )
 def test_public_method_has_a_docstring(owner: str, member: str) -> None:
-    obj = vars(getattr(gainsight_segment, owner))[member]
+    module, _, name = owner.rpartition(".")
+    obj = vars(getattr(package(module), name))[member]
     function = obj.__func__ if isinstance(obj, (classmethod, staticmethod)) else obj
     assert (function.__doc__ or "").strip(), f"{owner}.{member} has no docstring"
 
@@ -107,3 +134,62 @@ def test_public_method_has_a_docstring(owner: str, member: str) -> None:
 def test_version_is_the_single_source() -> None:
     assert gainsight_segment.__version__ == _version.__version__
     assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?", _version.__version__)
+
+
+# The audience names that were top-level names before gainsight_segment.sync existed.
+MOVED_TO_SYNC = [
+    "AudienceSync",
+    "MemoryStore",
+    "SQLiteStore",
+    "StateChange",
+    "StateDiff",
+    "StateStore",
+    "SyncProgress",
+    "SyncResult",
+    "TraitSync",
+    "audience_key",
+]
+
+
+@pytest.mark.parametrize("name", MOVED_TO_SYNC)
+def test_an_audience_name_at_the_top_level_still_works_with_a_deprecation_warning(
+    name: str,
+) -> None:
+    with pytest.warns(DeprecationWarning, match=f"from gainsight_segment.sync import {name}"):
+        value = getattr(gainsight_segment, name)
+    assert value is getattr(sync, name)
+
+
+def test_an_audience_name_imported_from_the_top_level_warns_at_the_import() -> None:
+    namespace: dict[str, object] = {}
+    with pytest.warns(DeprecationWarning, match="gainsight_segment.AudienceSync is deprecated"):
+        exec("from gainsight_segment import AudienceSync", namespace)
+    assert namespace["AudienceSync"] is sync.AudienceSync
+
+
+def test_the_deprecated_names_are_not_listed_at_the_top_level() -> None:
+    assert not set(MOVED_TO_SYNC) & {*gainsight_segment.__all__, *dir(gainsight_segment)}
+
+
+def test_a_name_new_in_sync_is_not_reachable_from_the_top_level() -> None:
+    with pytest.raises(AttributeError):
+        gainsight_segment.ConcurrentSyncError  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_an_unknown_top_level_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        gainsight_segment.Nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_importing_the_package_loads_none_of_the_tools() -> None:
+    tools = [
+        "sqlite3",
+        "gainsight_segment.sync",
+        "gainsight_segment.cli",
+        "gainsight_segment.testing",
+    ]
+    code = f"import sys, gainsight_segment; print([m for m in {tools!r} if m in sys.modules])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

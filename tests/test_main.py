@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import gainsight_segment as gs
-from gainsight_segment._cli import main
+from gainsight_segment.cli import main
 
 MAIN = "gainsight_segment.__main__"
 

@@ -31,8 +31,8 @@ import attrs
 import pytest
 
 import gainsight_segment as gs
-from gainsight_segment._collector import Faults, LocalCollector
 from gainsight_segment._message import Message
+from gainsight_segment.testing import Faults, LocalCollector
 from gainsight_segment.transport import DefaultTransport, Request, Response, TransportError
 
 from .conftest import ACCESS_KEY, ClientFactory
@@ -119,7 +119,7 @@ MAX_RETRIES = 30
 # client's timeout (which `LocalCollector.requests` does not say).
 COLLECTOR_PROCESS_SCRIPT = """
     import hashlib, json, sys, threading, time
-    from gainsight_segment._collector import Faults, LocalCollector
+    from gainsight_segment.testing import Faults, LocalCollector
 
     key, slow_threshold = sys.argv[1], float(sys.argv[2])
     collector = LocalCollector(key)

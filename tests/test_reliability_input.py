@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gainsight_segment as gs
-from gainsight_segment._collector import Faults, LocalCollector
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY
 from .test_reliability import reconciles, record_figures, sender_threads

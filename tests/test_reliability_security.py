@@ -27,7 +27,7 @@ import attrs
 import pytest
 
 import gainsight_segment as gs
-from gainsight_segment._collector import Faults, LocalCollector
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import FAST_RETRIES
 from .test_reliability import Outcomes, record_figures

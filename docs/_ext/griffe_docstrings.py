@@ -29,7 +29,7 @@ import griffe
 
 PACKAGE = "gainsight_segment"
 # Modules whose ``__all__`` names are documented in docs/api.md.
-PUBLIC_MODULES = (PACKAGE, f"{PACKAGE}.testing")
+PUBLIC_MODULES = (PACKAGE, f"{PACKAGE}.sync", f"{PACKAGE}.testing")
 
 _ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|data|exc|obj|mod):`(~?)([\w.]+)(?:\(\))?`")
 _EXAMPLE_HEADING = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from .transport import Request, Response
+from gainsight_segment.transport import Request, Response
 
 Handler = Callable[[Request], Response]
 

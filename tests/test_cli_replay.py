@@ -7,19 +7,18 @@ import io
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import pytest
 
-from gainsight_segment import _replay
-from gainsight_segment._cli import main
-from gainsight_segment._collector import Faults, LocalCollector
-from gainsight_segment._replay import MAX_LINE_BYTES, parse_timestamp
+from gainsight_segment.cli import _replay, main
+from gainsight_segment.cli._messages import MAX_LINE_BYTES
+from gainsight_segment.testing import Faults, LocalCollector
 
 from .conftest import ACCESS_KEY
 
@@ -106,7 +105,7 @@ def summary(run: Run) -> dict[str, int]:
         name: int(value.replace(",", ""))
         for name, value in re.findall(r"^  ([a-z ]+): ([\d,]+)$", run.out, re.M)
     }
-    read = re.search(r": ([\d,]+) lines read", run.out)
+    read = re.search(r": ([\d,]+) lines? read", run.out)
     assert read, run.out
     counts["read"] = int(read[1].replace(",", ""))
     return counts
@@ -295,19 +294,34 @@ def test_reads_stdin_in_a_subprocess(
     assert (tmp_path / "rejects.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    ("lines", "warning"),
+    [(10, "10 messages still undelivered"), (1, "1 message still undelivered")],
+)
 def test_what_is_left_at_the_flush_deadline_is_reported_and_rejected(
-    tmp_path: Path, endpoint: str, collector: LocalCollector
+    tmp_path: Path, endpoint: str, collector: LocalCollector, lines: int, warning: str
 ) -> None:
     collector.faults = Faults(stall=True)
     export = tmp_path / "in.jsonl"
-    export.write_text(good_lines(10), encoding="utf-8")
+    export.write_text(good_lines(lines), encoding="utf-8")
     run = replay(str(export), *key_and(endpoint), "--quiet", "--flush-timeout", "0.2")
     assert run.status == 1
-    assert "10 messages still undelivered after the 0.2 s flush deadline" in run.err
-    assert summary(run)["failed"] == 10
+    assert f"{warning} after the 0.2 s flush deadline" in run.err
+    assert summary(run)["failed"] == lines
     rejects = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
-    assert sorted(r["line"] for r in rejects) == list(range(1, 11))
+    assert sorted(r["line"] for r in rejects) == list(range(1, lines + 1))
     assert all(r["reason"].startswith("not delivered: shutdown deadline") for r in rejects)
+
+
+def test_a_one_line_replay_says_line_and_shows_no_rate_for_a_sub_second_run(
+    tmp_path: Path, endpoint: str
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(1), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    headline = run.out.splitlines()[0]
+    assert re.fullmatch(rf"replayed {re.escape(str(export))}: 1 line read in [\w .]+ s", headline)
+    assert "events/s" not in run.out
 
 
 def test_dry_run_validates_but_sends_nothing(
@@ -388,7 +402,6 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path, endpoint: 
     lines = run.err.splitlines()
     counts = [re.findall(r"^replay: ([\d,]+) lines read \(", line) for line in lines]
     assert counts == [["10"], ["20"], ["30"]]
-    assert all(line.endswith("events/s") for line in lines)
     assert "\r" not in run.err
 
 
@@ -399,23 +412,119 @@ def test_dry_run_progress_counts_validated_lines(tmp_path: Path, endpoint: str) 
     assert [line.split(", ")[1] for line in run.err.splitlines()] == ["2 validated", "4 validated"]
 
 
+def interrupt_at_line(
+    monkeypatch: pytest.MonkeyPatch, line: int, *, after_handing_it_over: bool = False
+) -> None:
+    """Make Ctrl-C land while the replay handles ``line``: before the line reaches the
+    client, or just after."""
+    real = _replay._Replay._send_line
+
+    def send_line(self: Any, number: int, *args: Any) -> int:
+        if number != line:
+            return real(self, number, *args)
+        if after_handing_it_over:
+            real(self, number, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_replay._Replay, "_send_line", send_line)
+
+
+def accounted(run: Run) -> int:
+    """Lines of a summary that are sent, skipped, rejected, failed or not attempted."""
+    counts = summary(run)
+    names = ("sent", "skipped by whitelist", "rejected", "failed", "not attempted")
+    return sum(counts.get(name, 0) for name in names)
+
+
 def test_ctrl_c_stops_reading_prints_the_summary_and_exits_130(
     tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = _replay._replay_line
-
-    def interrupted_at_line_3(*args: Any) -> int:
-        if args[3] == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(_replay, "_replay_line", interrupted_at_line_3)
+    interrupt_at_line(monkeypatch, 3)
     export = tmp_path / "in.jsonl"
     export.write_text(good_lines(5), encoding="utf-8")
     run = replay(str(export), *key_and(endpoint), "--quiet")
     assert run.status == 130
     assert run.out.startswith(f"interrupted {export}: 3 lines read")
-    assert summary(run)["sent"] + summary(run)["failed"] == 2
+
+
+@pytest.mark.parametrize("after_handing_it_over", [False, True], ids=["before", "after"])
+def test_ctrl_c_leaves_every_line_read_accounted_for(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, after_handing_it_over: bool
+) -> None:
+    interrupt_at_line(monkeypatch, 3, after_handing_it_over=after_handing_it_over)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(5), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert summary(run)["read"] == accounted(run) == 3
+
+
+def test_a_line_interrupted_before_it_was_sent_is_written_to_the_rejects(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupt_at_line(monkeypatch, 3)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(5), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert summary(run)["not attempted"] == 1
+    [record] = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert record == {
+        "line": 3,
+        "reason": "not attempted: interrupted before it was sent",
+        "message": {"type": "identify", "userId": "u3", "messageId": "g-3"},
+    }
+
+
+def test_a_line_interrupted_after_it_was_handed_over_is_not_reported_twice(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, collector: LocalCollector
+) -> None:
+    interrupt_at_line(monkeypatch, 3, after_handing_it_over=True)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(5), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    rejects = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert summary(run)["not attempted"] == 0
+    assert len(collector.messages) + len(rejects) == 3
+
+
+def test_an_interrupted_line_that_is_not_json_is_rejected_as_its_text(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupt_at_line(monkeypatch, 2)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(1) + "oops\n", encoding="utf-8")
+    replay(str(export), *key_and(endpoint), "--quiet")
+    [record] = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert (record["line"], record["message"]) == (2, "oops")
+
+
+def test_ctrl_c_while_waiting_for_delivery_leaves_no_line_unattempted(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: Any) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_replay._Replay, "_settle", interrupted)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(3), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    assert run.status == 130
+    assert summary(run)["not attempted"] == 0
+    assert summary(run)["read"] == accounted(run) == 3
+
+
+def test_ctrl_c_against_a_stalled_endpoint_rejects_every_line_read(
+    tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, collector: LocalCollector
+) -> None:
+    collector.faults = Faults(stall=True)
+    interrupt_at_line(monkeypatch, 4)
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(6), encoding="utf-8")
+    run = replay(str(export), *key_and(endpoint), "--quiet")
+    counts = summary(run)
+    assert (counts["read"], counts["sent"], counts["failed"]) == (4, 0, 3)
+    assert counts["not attempted"] == 1
+    rejects = read_rejects(tmp_path / "in.jsonl.rejects.jsonl")
+    assert sorted(record["line"] for record in rejects) == [1, 2, 3, 4]
 
 
 class _Terminal(io.StringIO):
@@ -435,7 +544,7 @@ def test_progress_bar_when_stderr_is_a_terminal(
         main(["replay", str(export), "--access-key", ACCESS_KEY, "--endpoint", endpoint])
     drawn = terminal.getvalue()
     assert drawn.startswith("\r[")
-    assert re.search(r"\[#{24}\] 100\.0%\s+30 lines\s+[\d,]+ events/s\s+ETA 0:00\s*\n$", drawn)
+    assert re.search(r"\[#{24}\] 100\.0%\s+30 lines\s+([\d,.]+ events/s\s+)?ETA 0:00\s*\n$", drawn)
     assert "replay:" not in drawn
 
 
@@ -471,16 +580,25 @@ def test_an_unwritable_rejects_file_stops_before_sending(
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--workers", "0"], "--workers: must be at least 1"),
-        (["--progress-interval", "0"], "--progress-interval: must be greater than zero"),
-        (["--progress-every", "-1"], "--progress-every: must be zero or more"),
+        (["--workers", "0"], "argument --workers: must be a whole number >= 1, got '0'"),
+        (
+            ["--progress-interval", "0"],
+            "argument --progress-interval: must be a number of seconds > 0, got '0'",
+        ),
+        (["--progress-every", "-1"], "argument --progress-every: must be a whole number >= 0"),
+        (["--progress-every", "x"], "argument --progress-every: must be a whole number >= 0"),
+        (["--workers", "x"], "argument --workers: must be a whole number >= 1, got 'x'"),
+        (["--flush-timeout", "nan"], "argument --flush-timeout: must be a number of seconds > 0"),
+        (["--flush-timeout", "x"], "argument --flush-timeout: must be a number of seconds > 0"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
     export = tmp_path / "in.jsonl"
     export.write_text(good_lines(1), encoding="utf-8")
     run = replay(str(export), "--access-key", ACCESS_KEY, *args)
-    assert (run.status, run.err) == (2, f"gainsight-segment: error: {fragment}\n")
+    assert run.status == 2
+    assert run.err.startswith(f"gainsight-segment: error: {fragment}")
+    assert run.err.endswith("(see 'gainsight-segment replay --help')\n")
 
 
 @pytest.mark.parametrize(
@@ -518,17 +636,75 @@ def test_lines_sharing_a_message_id_are_each_rejected_with_their_own_line(
     assert sorted(record["line"] for record in rejects) == [1, 2]
 
 
-def test_a_rejects_path_that_is_the_input_is_refused_before_anything_is_written(
-    tmp_path: Path,
+def same_path(export: Path) -> Path:
+    return export
+
+
+def relative_path(export: Path) -> Path:
+    return export.parent / "." / export.name
+
+
+def symlink(export: Path) -> Path:
+    link = export.with_name("link.jsonl")
+    link.symlink_to(export)
+    return link
+
+
+def hard_link(export: Path) -> Path:
+    link = export.with_name("hard.jsonl")
+    os.link(export, link)
+    return link
+
+
+@pytest.mark.parametrize("rejects_for", [same_path, relative_path, symlink, hard_link])
+def test_a_rejects_path_that_is_the_input_file_is_refused_and_the_input_kept(
+    tmp_path: Path, collector: LocalCollector, rejects_for: Callable[[Path], Path]
 ) -> None:
     export = tmp_path / "in.jsonl"
     export.write_text(good_lines(2), encoding="utf-8")
-    run = replay(str(export), "--access-key", ACCESS_KEY, "--rejects", str(export))
+    rejects = rejects_for(export)
+    run = replay(str(export), *key_and(collector.endpoint), "--rejects", str(rejects))
     assert (run.status, run.err) == (
         2,
-        "gainsight-segment: error: --rejects must not be the input file\n",
+        f"gainsight-segment: error: --rejects {rejects}: is the input file; choose another path\n",
     )
     assert export.read_text(encoding="utf-8") == good_lines(2)
+    assert collector.requests == []
+
+
+def test_a_rejects_path_that_is_the_file_on_standard_input_is_refused_and_the_input_kept(
+    tmp_path: Path, collector: LocalCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(2), encoding="utf-8")
+    with export.open("rb") as stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+        run = replay("-", *key_and(collector.endpoint), "--rejects", str(export))
+    assert (run.status, run.err) == (
+        2,
+        f"gainsight-segment: error: --rejects {export}: is the input file; choose another path\n",
+    )
+    assert export.read_text(encoding="utf-8") == good_lines(2)
+    assert collector.requests == []
+
+
+def test_a_rejects_device_shared_with_the_input_is_allowed(tmp_path: Path) -> None:
+    # Reading /dev/null and discarding the rejects into it destroys nothing.
+    run = replay(os.devnull, "--access-key", ACCESS_KEY, "--dry-run", "--rejects", os.devnull)
+    assert run.status == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_a_new_rejects_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text("oops\n", encoding="utf-8")
+    previous = os.umask(0o022)
+    try:
+        replay(str(export), "--access-key", ACCESS_KEY, "--dry-run")
+    finally:
+        os.umask(previous)
+    rejects = tmp_path / "in.jsonl.rejects.jsonl"
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
 
 
 needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
@@ -564,27 +740,7 @@ def test_progress_from_a_pipe_shows_no_percentage(
     with os.fdopen(read_end, "rb") as reader:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(reader))
         run = replay("-", *key_and(endpoint), "--progress-every", "1")
-    assert re.match(r"replay: 1 lines read, \d+ sent, ", run.err.splitlines()[0])
-
-
-# Parts of a replay ------------------------------------------------------------------------
-
-
-class _FailingStream(io.StringIO):
-    def __init__(self, *errors: OSError) -> None:
-        super().__init__()
-        self._errors = list(errors)
-
-    def write(self, text: str) -> int:
-        raise self._errors.pop(0)
-
-
-def test_reject_writer_keeps_the_first_write_error_instead_of_raising() -> None:
-    first, second = OSError(28, "No space left on device"), OSError(5, "I/O error")
-    writer = _replay.RejectWriter(_FailingStream(first, second))
-    writer.write(1, "bad", "x", delivery=False)
-    writer.write(2, "not delivered", {}, delivery=True)
-    assert (writer.write_error, writer.invalid, writer.undelivered) == (first, 1, 1)
+    assert re.match(r"replay: 1 line read, \d+ sent, ", run.err.splitlines()[0])
 
 
 @pytest.mark.parametrize("message_id", ["never-added", None, 42])
@@ -594,107 +750,45 @@ def test_in_flight_knows_no_line_for_an_id_it_was_not_given(message_id: object) 
     assert in_flight.pop(message_id) is None
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+# The engine, without the command line -----------------------------------------------------
 
 
-def progress_on(stream: Any, total: int | None, clock: _Clock) -> _replay.Progress:
-    return _replay.Progress(stream, total, interval=10.0, clock=clock)
+def test_the_engine_replays_from_typed_options(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    export = tmp_path / "in.jsonl"
+    export.write_text(good_lines(3), encoding="utf-8")
+    options = _replay.ReplayOptions(
+        file=str(export), access_key=ACCESS_KEY, endpoint=endpoint, quiet=True
+    )
+    assert _replay.replay(options, io.StringIO(), io.StringIO()) == 0
+    assert len(collector.messages) == 3
 
 
-def test_terminal_progress_is_redrawn_at_most_ten_times_a_second() -> None:
-    clock, terminal = _Clock(), _Terminal()
-    progress = progress_on(terminal, 1000, clock)
-    for line, now in enumerate([0.05, 0.12, 0.18, 0.25, 0.3], 1):
-        clock.now = now
-        progress.update(line, line * 100, lambda: (0, 0, 0))
-    assert re.findall(r"(\d+) lines", terminal.getvalue()) == ["2", "4"]
-
-
-def test_terminal_progress_of_unknown_size_has_no_bar_and_no_eta() -> None:
-    clock, terminal = _Clock(), _Terminal()
-    progress = progress_on(terminal, None, clock)
-    clock.now = 2.0
-    progress.finish(10, 1000)
-    assert terminal.getvalue() == "\r10 lines  5 events/s\n"
-
-
-def test_terminal_progress_wipes_what_a_longer_line_left() -> None:
-    clock, terminal = _Clock(), _Terminal()
-    progress = progress_on(terminal, None, clock)
-    clock.now = 1.0
-    progress.update(1000, 1, lambda: (0, 0, 0))
-    clock.now = 100.0
-    progress.finish(1000, 1)
-    assert terminal.getvalue().split("\r")[1:] == [
-        "1,000 lines  1,000 events/s",
-        f"{'1,000 lines  10 events/s':<27}\n",
-    ]
-
-
-class _NoIsatty:
-    def __init__(self) -> None:
-        self.text = io.StringIO()
-        self.write = self.text.write
-        self.flush = self.text.flush
-
-
-def _closed() -> io.StringIO:
-    stream = io.StringIO()
-    stream.close()
-    return stream
+def test_the_engine_reads_the_standard_input_it_is_given(
+    tmp_path: Path, endpoint: str, collector: LocalCollector
+) -> None:
+    options = _replay.ReplayOptions(
+        file="-",
+        rejects=str(tmp_path / "rejects.jsonl"),
+        access_key=ACCESS_KEY,
+        endpoint=endpoint,
+        quiet=True,
+    )
+    stdin = io.BytesIO(good_lines(2).encode())
+    assert _replay.replay(options, io.StringIO(), io.StringIO(), stdin) == 0
+    assert len(collector.messages) == 2
 
 
 @pytest.mark.parametrize(
-    "stream",
-    [pytest.param(_NoIsatty(), id="no-isatty"), pytest.param(_closed(), id="closed")],
-)
-def test_a_stream_that_cannot_say_it_is_a_terminal_is_not_one(stream: Any) -> None:
-    assert not _replay._isatty(stream)
-
-
-def test_plain_progress_of_unknown_size_shows_no_percentage() -> None:
-    clock, stream = _Clock(), io.StringIO()
-    progress = progress_on(stream, None, clock)
-    clock.now = 10.0
-    progress.update(50, 5000, lambda: (40, 1, 2))
-    assert stream.getvalue() == "replay: 50 lines read, 40 sent, 1 rejected, 2 failed, 5 events/s\n"
-
-
-UTC = timezone.utc
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
+    ("file", "rejects", "expected"),
     [
-        ("2014-05-05T08:00:00.000Z", datetime(2014, 5, 5, 8, tzinfo=UTC)),
-        ("2021-03-10T17:07:07.339Z", datetime(2021, 3, 10, 17, 7, 7, 339000, tzinfo=UTC)),
-        ("2021-03-10T17:07:07.123456789Z", datetime(2021, 3, 10, 17, 7, 7, 123456, tzinfo=UTC)),
-        (
-            "2021-03-10T17:07:07.5+02:00",
-            datetime(2021, 3, 10, 17, 7, 7, 500000, tzinfo=timezone(timedelta(hours=2))),
-        ),
-        (
-            "2021-03-10T17:07:07-0530",
-            datetime(2021, 3, 10, 17, 7, 7, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
-        ),
-        ("2021-03-10T17:07+01", datetime(2021, 3, 10, 17, 7, tzinfo=timezone(timedelta(hours=1)))),
-        ("2021-03-10 17:07:07", datetime(2021, 3, 10, 17, 7, 7)),
-        ("2021-03-10", datetime(2021, 3, 10)),
+        ("export.jsonl", None, "export.jsonl.rejects.jsonl"),
+        ("-", None, "rejects.jsonl"),
+        ("export.jsonl", "mine.jsonl", "mine.jsonl"),
     ],
 )
-def test_parse_timestamp_reads_segment_iso_formats(text: str, expected: datetime) -> None:
-    assert parse_timestamp(text) == expected
-    assert parse_timestamp(text).tzinfo == expected.tzinfo
-
-
-@pytest.mark.parametrize(
-    "text", ["yesterday", "2021-13-01T00:00:00Z", "2021-03-10T25:00:00Z", "1615396027", ""]
-)
-def test_parse_timestamp_refuses_what_is_not_iso_8601(text: str) -> None:
-    with pytest.raises(ValueError, match="date-time"):
-        parse_timestamp(text)
+def test_rejects_path_defaults_beside_the_input(
+    file: str, rejects: str | None, expected: str
+) -> None:
+    assert _replay.ReplayOptions(file=file, rejects=rejects).rejects_path == expected

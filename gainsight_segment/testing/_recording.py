@@ -1,13 +1,4 @@
-"""Helpers for testing code that uses ``gainsight_segment``, without an account or a network.
-
-Two tools, for two kinds of test:
-
-- :class:`RecordingClient` is a :class:`~gainsight_segment.Client` that validates every call
-  exactly as the real one does, then records the message instead of sending it. No threads, no
-  sockets: use it in unit tests and assert on :attr:`RecordingClient.messages`.
-- :class:`LocalCollector` is a real HTTP server on loopback that accepts what Gainsight's event
-  endpoint accepts and records it, and can misbehave on demand (:class:`Faults`). Point a real
-  ``Client`` at :attr:`LocalCollector.endpoint` when the HTTP exchange itself matters.
+"""RecordingClient: a Client that records its messages instead of sending them.
 
 Example:
     >>> from gainsight_segment.testing import RecordingClient
@@ -18,33 +9,27 @@ Example:
     <Outcome.FILTERED: 'filtered'>
     >>> [m["event"] for m in client.tracks()]
     ['Account Created']
-
-pytest users get both as fixtures (``gainsight_recorder`` and ``gainsight_collector``) by
-adding ``pytest_plugins = ["gainsight_segment.pytest_plugin"]`` to their top-level
-``conftest.py``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Union
 
-from ._client import Client
-from ._collector import DEMO_ACCESS_KEY, Faults, LocalCollector, Request
-from ._message import MessageBuilder
+import attrs
+
+from gainsight_segment import Client, DeliveryError, MessageBuilder, Settings
+
+from ._collector import DEMO_ACCESS_KEY
 from ._mock import MockTransport
-from ._settings import DEFAULT_ENDPOINT
-from ._whitelist import WhitelistSpec
-from .delivery._callbacks import ErrorCallback, SuccessCallback
 
-__all__ = [
-    "DEMO_ACCESS_KEY",
-    "Faults",
-    "LocalCollector",
-    "MockTransport",
-    "RecordingClient",
-    "Request",
-]
+__all__ = ["RecordingClient"]
+
+_DEFAULT_ENDPOINT = str(attrs.fields(Settings).endpoint.default)
+WhitelistSpec = Union[Iterable[Any], Mapping[str, Any], None]
+ErrorCallback = Callable[[DeliveryError, "dict[str, Any]"], object]
+SuccessCallback = Callable[["dict[str, Any]"], object]
 
 
 class RecordingClient(Client):
@@ -94,7 +79,7 @@ class RecordingClient(Client):
         access_key: str | None = DEMO_ACCESS_KEY,
         *,
         track_whitelist: WhitelistSpec = None,
-        endpoint: str = DEFAULT_ENDPOINT,
+        endpoint: str = _DEFAULT_ENDPOINT,
         on_error: ErrorCallback | None = None,
         on_success: SuccessCallback | None = None,
         builder: MessageBuilder | None = None,

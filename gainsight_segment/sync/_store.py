@@ -24,13 +24,16 @@ from typing import Protocol, Union
 
 import attrs
 
-from ._errors import ConfigurationError
+import gainsight_segment as gs
 
-__all__ = ["MemoryStore", "SQLiteStore", "StateChange", "StateDiff", "StateStore"]
+from ._lease import DEFAULT_LEASE_TIMEOUT, Lease, NoLease, SQLiteLease
+
+__all__ = ["SQLiteStore", "StateChange", "StateDiff", "StateStore"]
 
 StatePath = Union[str, "os.PathLike[str]"]
 
-# Bumped when the tables change; a file written by a newer version is refused, not guessed at.
+# Bumped when the tables change incompatibly; a file written by a newer version is refused,
+# not guessed at. The lease table was added without a bump: older versions ignore it.
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gainsight_sync_state (
@@ -38,6 +41,12 @@ CREATE TABLE IF NOT EXISTS gainsight_sync_state (
     user_id TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (key, user_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gainsight_sync_lease (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -88,7 +97,10 @@ class StateDiff(Protocol):
 class StateStore(Protocol):
     """Keeps each user's last confirmed value per key; see the module documentation.
 
-    A store is used by one sync at a time, from the thread that created it.
+    A store is used by one sync at a time, from the thread that created it. A store may also
+    offer ``lease(key)``, a context manager that a sync holds while it runs and that refuses
+    a second sync of the same key with :class:`ConcurrentSyncError` (as :class:`SQLiteStore`
+    and :class:`MemoryStore` do); a store without one does not prevent concurrent syncs.
     """
 
     def diff(self, key: str, snapshot: Iterable[tuple[str, str]], *, complete: bool) -> StateDiff:
@@ -136,26 +148,40 @@ class SQLiteStore:
         ['u1']
 
     Args:
-        path: The database file; created if missing. ``":memory:"`` keeps nothing.
+        path: The database file; created if missing, readable by its owner only.
+            ``":memory:"`` keeps nothing.
         timeout: Seconds to wait for another process's write to finish.
+        lease_timeout: Seconds after which the lease of a sync that stopped renewing it (its
+            process crashed) lapses; see :meth:`lease`.
 
     Raises:
         ConfigurationError: When the file cannot be opened as this store (not a SQLite
             database, written by a newer version, unwritable directory).
     """
 
-    def __init__(self, path: StatePath, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: StatePath,
+        *,
+        timeout: float = 30.0,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    ) -> None:
         self.path = os.fspath(path)
+        self._lease_timeout = lease_timeout
         try:
+            _create_private(self.path)
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise gs.ConfigurationError(f"state {self.path!r}: cannot open: {reason}") from None
         except sqlite3.Error as error:
-            raise ConfigurationError(f"state {self.path!r}: cannot open: {error}") from None
+            raise gs.ConfigurationError(f"state {self.path!r}: cannot open: {error}") from None
         try:
             self._setup()
         except sqlite3.Error as error:
             self._db.close()
-            raise ConfigurationError(f"state {self.path!r}: {error}") from None
-        except ConfigurationError:
+            raise gs.ConfigurationError(f"state {self.path!r}: {error}") from None
+        except gs.ConfigurationError:
             self._db.close()
             raise
         self._diff: _SQLiteDiff | None = None
@@ -164,7 +190,7 @@ class SQLiteStore:
         db = self._db
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > _SCHEMA_VERSION:
-            raise ConfigurationError(
+            raise gs.ConfigurationError(
                 f"state {self.path!r}: written by a newer gainsight-segment "
                 f"(schema {version}); upgrade to use it"
             )
@@ -191,58 +217,7 @@ class SQLiteStore:
         db = self._db
         db.execute("BEGIN")
         try:
-            for table in (
-                "gainsight_sync_snapshot",
-                "gainsight_sync_stage",
-                "gainsight_sync_pending",
-            ):
-                db.execute(f"DROP TABLE IF EXISTS temp.{table}")
-            db.execute(
-                "CREATE TEMP TABLE gainsight_sync_snapshot "
-                "(user_id TEXT NOT NULL, value TEXT NOT NULL)"
-            )
-            db.execute(
-                "CREATE TEMP TABLE gainsight_sync_stage "
-                "(user_id TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
-            )
-            db.execute(
-                "CREATE TEMP TABLE gainsight_sync_pending "
-                "(seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, value TEXT, previous TEXT)"
-            )
-            # executemany pulls from the iterable as it goes: nothing is materialized. The
-            # rows are appended as they come, then sorted once into the keyed table: inserting
-            # scattered ids straight into a B-tree is several times slower.
-            db.executemany(
-                "INSERT INTO gainsight_sync_snapshot (user_id, value) VALUES (?, ?)", snapshot
-            )
-            # In rowid order within a user, so that the last value replaces the others.
-            db.execute(
-                "INSERT OR REPLACE INTO gainsight_sync_stage (user_id, value) "
-                "SELECT user_id, value FROM gainsight_sync_snapshot ORDER BY user_id, rowid"
-            )
-            db.execute("DROP TABLE temp.gainsight_sync_snapshot")
-            # Both tables are read in user id order from here on, which keeps their pages hot.
-            db.execute(
-                "INSERT INTO gainsight_sync_pending (user_id, value, previous) "
-                "SELECT s.user_id, s.value, t.value FROM gainsight_sync_stage AS s "
-                "LEFT JOIN gainsight_sync_state AS t ON t.key = ? AND t.user_id = s.user_id "
-                "WHERE t.value IS NULL OR t.value <> s.value",
-                (key,),
-            )
-            if complete:
-                db.execute(
-                    "INSERT INTO gainsight_sync_pending (user_id, value, previous) "
-                    "SELECT t.user_id, NULL, t.value FROM gainsight_sync_state AS t "
-                    "WHERE t.key = ? AND NOT EXISTS "
-                    "(SELECT 1 FROM gainsight_sync_stage AS s WHERE s.user_id = t.user_id)",
-                    (key,),
-                )
-            (staged,) = db.execute("SELECT count(*) FROM gainsight_sync_stage").fetchone()
-            pending, updates = db.execute(
-                "SELECT count(*), count(value) FROM gainsight_sync_pending"
-            ).fetchone()
-            # The snapshot has served its purpose; only the changes are kept.
-            db.execute("DROP TABLE temp.gainsight_sync_stage")
+            staged, pending, updates = _stage_changes(db, key, snapshot, complete=complete)
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
@@ -270,6 +245,34 @@ class SQLiteStore:
         except BaseException:
             _rollback(db)
             raise
+
+    @contextlib.contextmanager
+    def lease(self, key: str) -> Iterator[Lease]:
+        """Hold the lease on a key, so that no other sync of it runs meanwhile.
+
+        The lease is a row of the state file, so it excludes syncs in other threads and
+        processes. While held it is renewed from a background thread; a holder that dies
+        stops renewing, and its lease lapses within ``lease_timeout`` seconds.
+
+        Args:
+            key: The Gainsight trait name.
+
+        Yields:
+            The lease; its ``check()`` raises if it was lost to another sync meanwhile.
+
+        Raises:
+            ConcurrentSyncError: When another sync holds the lease on ``key``.
+        """
+        if self.path in ("", ":memory:"):
+            # A private database: no other sync can see it.
+            yield NoLease()
+            return
+        lease = SQLiteLease(self._db, self.path, key, self._lease_timeout)
+        lease.acquire()
+        try:
+            yield lease
+        finally:
+            lease.release()
 
     def items(self, key: str) -> Iterator[tuple[str, str]]:
         """Yield the confirmed ``(user_id, canonical JSON value)`` pairs of a key, by user id.
@@ -304,6 +307,80 @@ class SQLiteStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _stage_changes(
+    db: sqlite3.Connection, key: str, snapshot: Iterable[tuple[str, str]], *, complete: bool
+) -> tuple[int, int, int]:
+    """Fill ``temp.gainsight_sync_pending`` with a snapshot's changes, in a transaction.
+
+    Returns:
+        The users in the snapshot, the changes, and the changes that carry a value.
+    """
+    for table in (
+        "gainsight_sync_snapshot",
+        "gainsight_sync_stage",
+        "gainsight_sync_pending",
+    ):
+        db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    db.execute(
+        "CREATE TEMP TABLE gainsight_sync_snapshot (user_id TEXT NOT NULL, value TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TEMP TABLE gainsight_sync_stage "
+        "(user_id TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TEMP TABLE gainsight_sync_pending "
+        "(seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, value TEXT, previous TEXT)"
+    )
+    # executemany pulls from the iterable as it goes: nothing is materialized. The
+    # rows are appended as they come, then sorted once into the keyed table: inserting
+    # scattered ids straight into a B-tree is several times slower.
+    db.executemany("INSERT INTO gainsight_sync_snapshot (user_id, value) VALUES (?, ?)", snapshot)
+    # In rowid order within a user, so that the last value replaces the others.
+    db.execute(
+        "INSERT OR REPLACE INTO gainsight_sync_stage (user_id, value) "
+        "SELECT user_id, value FROM gainsight_sync_snapshot ORDER BY user_id, rowid"
+    )
+    db.execute("DROP TABLE temp.gainsight_sync_snapshot")
+    # Both tables are read in user id order from here on, which keeps their pages hot.
+    db.execute(
+        "INSERT INTO gainsight_sync_pending (user_id, value, previous) "
+        "SELECT s.user_id, s.value, t.value FROM gainsight_sync_stage AS s "
+        "LEFT JOIN gainsight_sync_state AS t ON t.key = ? AND t.user_id = s.user_id "
+        "WHERE t.value IS NULL OR t.value <> s.value",
+        (key,),
+    )
+    if complete:
+        db.execute(
+            "INSERT INTO gainsight_sync_pending (user_id, value, previous) "
+            "SELECT t.user_id, NULL, t.value FROM gainsight_sync_state AS t "
+            "WHERE t.key = ? AND NOT EXISTS "
+            "(SELECT 1 FROM gainsight_sync_stage AS s WHERE s.user_id = t.user_id)",
+            (key,),
+        )
+    (staged,) = db.execute("SELECT count(*) FROM gainsight_sync_stage").fetchone()
+    pending, updates = db.execute(
+        "SELECT count(*), count(value) FROM gainsight_sync_pending"
+    ).fetchone()
+    # The snapshot has served its purpose; only the changes are kept.
+    db.execute("DROP TABLE temp.gainsight_sync_stage")
+    return staged, pending, updates
+
+
+def _create_private(path: str) -> None:
+    """Create a missing state file readable and writable by its owner only.
+
+    The file holds user ids. SQLite would create it with the umask's mode (often 0644), and
+    creates its -wal and -shm files with the mode of the database file, so creating the
+    file first, empty, makes all three private. An existing file keeps the mode its owner
+    gave it.
+    """
+    if path in ("", ":memory:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _rollback(db: sqlite3.Connection) -> None:
@@ -346,81 +423,3 @@ class _SQLiteDiff:
             # A closed store has dropped it already.
             with contextlib.suppress(sqlite3.ProgrammingError):
                 db.execute("DROP TABLE IF EXISTS temp.gainsight_sync_pending")
-
-
-class MemoryStore:
-    """A :class:`StateStore` in dicts: for tests and small audiences.
-
-    The state lasts as long as the object, and a diff holds the whole snapshot in memory;
-    use :class:`SQLiteStore` for anything large or anything that must survive a restart.
-
-    Example:
-        >>> store = MemoryStore()
-        >>> diff = store.diff("vip", [("u1", "true")], complete=True)
-        >>> store.confirm("vip", [c for batch in diff.batches(100) for c in batch])
-        >>> dict(store.items("vip"))
-        {'u1': 'true'}
-    """
-
-    def __init__(self) -> None:
-        self._state: dict[str, dict[str, str]] = {}
-
-    def __repr__(self) -> str:
-        return f"<MemoryStore keys={sorted(self._state)!r}>"
-
-    def diff(self, key: str, snapshot: Iterable[tuple[str, str]], *, complete: bool) -> StateDiff:
-        """Compute the changes of a snapshot; see :meth:`StateStore.diff`."""
-        state = self._state.get(key, {})
-        staged = dict(snapshot)
-        changes = [
-            StateChange(user_id, value, state.get(user_id))
-            for user_id, value in staged.items()
-            if state.get(user_id) != value
-        ]
-        unchanged = len(staged) - len(changes)
-        if complete:
-            changes.extend(
-                StateChange(user_id, None, value)
-                for user_id, value in state.items()
-                if user_id not in staged
-            )
-        return _MemoryDiff(len(staged), unchanged, changes)
-
-    def confirm(self, key: str, changes: Sequence[StateChange]) -> None:
-        """Record delivered changes; see :meth:`StateStore.confirm`."""
-        state = self._state.setdefault(key, {})
-        for change in changes:
-            if change.value is None:
-                state.pop(change.user_id, None)
-            else:
-                state[change.user_id] = change.value
-
-    def items(self, key: str) -> Iterator[tuple[str, str]]:
-        """Yield the confirmed ``(user_id, canonical JSON value)`` pairs of a key, by user id.
-
-        Args:
-            key: The Gainsight trait name.
-        """
-        yield from sorted(self._state.get(key, {}).items())
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-class _MemoryDiff:
-    """The changes of one :meth:`MemoryStore.diff`."""
-
-    def __init__(self, staged: int, unchanged: int, changes: list[StateChange]) -> None:
-        self.staged = staged
-        self.unchanged = unchanged
-        self.pending = len(changes)
-        self._changes = changes
-
-    def batches(self, size: int) -> Iterator[Sequence[StateChange]]:
-        """Yield the changes in batches; see :meth:`StateDiff.batches`."""
-        for start in range(0, len(self._changes), size):
-            yield self._changes[start : start + size]
-
-    def close(self) -> None:
-        """Forget the changes."""
-        self._changes = []
