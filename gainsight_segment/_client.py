@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping
 from types import TracebackType
 
@@ -21,6 +22,7 @@ from ._settings import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_WORKERS,
     DEFAULT_ON_QUEUE_FULL,
+    DEFAULT_OUTBOX_MAX_MESSAGES,
     DEFAULT_TIMEOUT,
     QueueFullPolicy,
     Settings,
@@ -71,6 +73,9 @@ class Client:
         send: See :class:`Settings`.
         verify: See :class:`Settings`.
         proxies: See :class:`Settings`.
+        outbox: See :class:`Settings`.
+        outbox_fsync: See :class:`Settings`.
+        outbox_max_messages: See :class:`Settings`.
         on_error: Called with ``(DeliveryError, message dict)`` for every message that is
             not delivered; exceptions it raises are logged and ignored.
         on_success: Called with the message dict for every message delivered.
@@ -109,6 +114,9 @@ class Client:
         send: bool = True,
         verify: Verify = True,
         proxies: Mapping[str, str] | None = None,
+        outbox: str | os.PathLike[str] | None = None,
+        outbox_fsync: bool = False,
+        outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES,
         on_error: ErrorCallback | None = None,
         on_success: SuccessCallback | None = None,
         builder: MessageBuilder | None = None,
@@ -133,6 +141,9 @@ class Client:
             send=send,
             verify=verify,
             proxies=proxies,
+            outbox=outbox,
+            outbox_fsync=outbox_fsync,
+            outbox_max_messages=outbox_max_messages,
         )
         self._builder = builder or MessageBuilder()
         self._whitelist = self.settings.track_whitelist
@@ -392,4 +403,9 @@ def _engine(settings: Settings, callbacks: Callbacks, transports: Transports | N
     )
     if settings.sync_mode:
         return SyncEngine(transports, attempts, ledger, callbacks)
+    if settings.outbox is not None:
+        # Imported here: sqlite3 is loaded only by clients that have an outbox.
+        from .outbox._engine import OutboxEngine
+
+        return OutboxEngine(settings, transports, attempts, ledger, callbacks)
     return ThreadedEngine(settings, transports, attempts, ledger, callbacks)

@@ -29,6 +29,7 @@ DEFAULT_MAX_QUEUE_SIZE = 10_000
 DEFAULT_ON_QUEUE_FULL: QueueFullPolicy = "drop"
 DEFAULT_BLOCK_TIMEOUT = 1.0
 DEFAULT_EXIT_TIMEOUT = 5.0
+DEFAULT_OUTBOX_MAX_MESSAGES = 1_000_000
 
 _UUID_LAYOUT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -203,6 +204,7 @@ _MAX_COUNTS = {
     "workers": 256,
     "max_workers": 256,
     "max_queue_size": 10_000_000,
+    "outbox_max_messages": 1_000_000_000,
 }
 
 
@@ -248,6 +250,38 @@ def _check_count(minimum: int, *, optional: bool = False) -> Any:
             )
 
     return check
+
+
+def _check_workers(instance: Settings, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value == 0 and not isinstance(value, bool) and instance.outbox is not None:
+        return  # write-only: a relay delivers from the outbox
+    if value == 0:
+        raise ConfigurationError(
+            "workers: 0 (write only, a relay delivers) needs an outbox: pass outbox=PATH"
+        )
+    _check_count(1, optional=True)(instance, attribute, value)
+
+
+def _outbox_path(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigurationError(f"outbox: must be a file path, got {type(value).__name__}")
+    path = os.fspath(value)
+    if not isinstance(path, str) or not path or "\x00" in path:
+        raise ConfigurationError("outbox: must be a non-empty file path")
+    return path
+
+
+def _check_outbox(instance: Settings, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if instance.sync_mode:
+        raise ConfigurationError(
+            "outbox: sync_mode sends in the caller's thread; use one or the other"
+        )
+    if not instance.send:
+        raise ConfigurationError("outbox: send=False never sends; an outbox would only fill up")
 
 
 def _check_policy(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -333,7 +367,8 @@ class Settings:
         backoff_factor: Base of the exponential backoff between retries, in seconds.
         backoff_max: Longest wait between two attempts, ``Retry-After`` included.
         workers: A fixed number of sender threads; ``None`` (the default) lets the
-            number follow the backlog, from none when idle up to ``max_workers``.
+            number follow the backlog, from none when idle up to ``max_workers``; ``0``,
+            with an ``outbox``, only writes (a relay process delivers).
         max_workers: The most sender threads, i.e. requests in flight at once, when
             ``workers`` is ``None``.
         max_queue_size: Messages that may wait in the queue.
@@ -346,6 +381,14 @@ class Settings:
         send: ``False`` builds and validates messages but never sends them (dry run).
         verify: TLS verification: ``True``, ``False`` or a CA bundle path.
         proxies: Explicit proxies by scheme; environment proxies are not read.
+        outbox: Path of an SQLite file every message is written to before the call
+            returns, and delivered from: messages survive a crash, a kill and a restart.
+            ``None`` (the default) keeps them in memory.
+        outbox_fsync: Sync each write to the disk, so that messages also survive a power
+            loss (at the cost of a disk flush per call); without it a message survives
+            any end of the process, the OS keeping what was written.
+        outbox_max_messages: Messages the outbox may hold; ``on_queue_full`` says what
+            happens to a message that finds it full.
     """
 
     access_key: AccessKey = attrs.field(default=None, converter=_parse_access_key)
@@ -357,7 +400,7 @@ class Settings:
         default=DEFAULT_BACKOFF_FACTOR, validator=_check_non_negative
     )
     backoff_max: float = attrs.field(default=DEFAULT_BACKOFF_MAX, validator=_check_non_negative)
-    workers: int | None = attrs.field(default=None, validator=_check_count(1, optional=True))
+    workers: int | None = attrs.field(default=None, validator=_check_workers)
     max_workers: int = attrs.field(default=DEFAULT_MAX_WORKERS, validator=_check_count(1))
     max_queue_size: int = attrs.field(default=DEFAULT_MAX_QUEUE_SIZE, validator=_check_count(1))
     on_queue_full: QueueFullPolicy = attrs.field(
@@ -370,6 +413,11 @@ class Settings:
     verify: Verify = attrs.field(default=True, validator=_check_verify)
     proxies: Mapping[str, str] = attrs.field(
         factory=dict, converter=_freeze_proxies, validator=_check_proxies, repr=_show_proxies
+    )
+    outbox: str | None = attrs.field(default=None, converter=_outbox_path, validator=_check_outbox)
+    outbox_fsync: bool = attrs.field(default=False, validator=_check_bool)
+    outbox_max_messages: int = attrs.field(
+        default=DEFAULT_OUTBOX_MAX_MESSAGES, validator=_check_count(1)
     )
 
     @property

@@ -99,7 +99,8 @@ KEY = ["--access-key", ACCESS_KEY]
         ),
         pytest.param(
             ["send", "identify", "--user-id", "1", *KEY, "--endpoint", "x"],
-            "--endpoint: has no scheme; write it as 'https://x' (https://, or http:// for a loopback host)",
+            "--endpoint: has no scheme; write it as 'https://x' "
+            "(https://, or http:// for a loopback host)",
             id="send-endpoint",
         ),
         pytest.param(

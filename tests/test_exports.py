@@ -1,7 +1,7 @@
 """The public API is exactly what docs/api.md documents, and every part of it is documented.
 
-Each public package (``gainsight_segment``, ``gainsight_segment.sync``,
-``gainsight_segment.testing``, ``gainsight_segment.transport``) lists its names in a sorted ``__all__``, and the API page has one
+Each public package (``gainsight_segment`` and its ``outbox``, ``sync``, ``testing`` and
+``transport``) lists its names in a sorted ``__all__``, and the API page has one
 ``::: PACKAGE.NAME`` entry per name: adding a name to an ``__all__`` without documenting it (or
 the reverse) fails here.
 """
@@ -25,6 +25,7 @@ API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 _ENTRY = re.compile(r"^:::[ \t]+(gainsight_segment(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*$", re.M)
 PACKAGES = [
     "gainsight_segment",
+    "gainsight_segment.outbox",
     "gainsight_segment.sync",
     "gainsight_segment.testing",
     "gainsight_segment.transport",

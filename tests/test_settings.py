@@ -340,7 +340,7 @@ def test_settings_refuses_http_to_public_host() -> None:
         pytest.param("max_retries", False, "integer, got bool", id="max-retries-bool"),
         pytest.param("backoff_factor", -0.1, "zero or more", id="backoff-factor-negative"),
         pytest.param("backoff_max", float("nan"), "finite", id="backoff-max-nan"),
-        pytest.param("workers", 0, "at least 1", id="workers-zero"),
+        pytest.param("workers", 0, "needs an outbox", id="workers-zero"),
         pytest.param("max_queue_size", 0, "at least 1", id="queue-size-zero"),
         pytest.param("block_timeout", -1, "zero or more", id="block-timeout-negative"),
         pytest.param("exit_timeout", -1, "zero or more", id="exit-timeout-negative"),

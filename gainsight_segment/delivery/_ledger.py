@@ -39,8 +39,14 @@ class Stats:
         failed: Messages given up after a permanent error or exhausted retries.
         dropped: Messages never sent: queue full, or still queued at a shutdown deadline.
         retried: Retries made (a message may be retried several times).
-        pending: Messages waiting in the queue.
+        pending: Messages waiting in the queue (with an outbox: in the outbox file too).
         in_flight: Messages being sent right now.
+        outbox_depth: Messages in the outbox file (all processes'), when there is one.
+        outbox_oldest_age: Seconds since the oldest of them was written; ``None`` when
+            there is none.
+        dead_letters: Messages the endpoint refused for good, kept in the outbox file.
+        not_persisted: Messages kept in memory only, because the outbox file could not be
+            written (a full disk, say).
     """
 
     queued: int = 0
@@ -51,6 +57,10 @@ class Stats:
     retried: int = 0
     pending: int = 0
     in_flight: int = 0
+    outbox_depth: int = 0
+    outbox_oldest_age: float | None = None
+    dead_letters: int = 0
+    not_persisted: int = 0
 
 
 class _Waiter:
@@ -131,6 +141,11 @@ class Ledger:
                     done = done or waiter.settled >= waiter.last
             if done:
                 self._changed.notify_all()
+
+    def released_locked(self, *, retries: int) -> None:
+        """Count a taken message as given back, not settled (to the outbox file)."""
+        self.in_flight -= 1
+        self.retried += retries
 
     def refused(self, kind: str) -> None:
         """Count a message dropped without being queued (queue full, closing)."""
