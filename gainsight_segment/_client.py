@@ -35,6 +35,7 @@ from .delivery._callbacks import Callbacks, ErrorCallback, SuccessCallback
 from .delivery._engines import DryRunEngine, Engine, SyncEngine, Transports
 from .delivery._ledger import Ledger, Stats
 from .delivery._policy import RetryPolicy, Scrubber
+from .delivery._process import SigtermFlush
 from .delivery._threaded import ThreadedEngine
 from .transport import DefaultTransport, RequestsTransport, Transport, TransportFactory
 
@@ -331,6 +332,21 @@ class Client:
             call waits for the first one and returns its answer.
         """
         return self._engine.shutdown(timeout)
+
+    def flush_on_sigterm(self) -> None:
+        """On SIGTERM, deliver what is queued (within ``exit_timeout``), then let it go on.
+
+        Containers, systemd and PaaS stop processes with SIGTERM, which ends a Python
+        process at once by default, before the exit flush runs. After this call, SIGTERM
+        first flushes the client, then does what it did before: ends the process (the
+        default), or calls the handler already installed (a framework's), which is
+        chained, not replaced. Call it once, from the main thread, after any handler of
+        your own is installed.
+
+        Raises:
+            ConfigurationError: When called from another thread than the main one.
+        """
+        self._sigterm = SigtermFlush(self.flush, self.settings.exit_timeout)
 
     def stats(self) -> Stats:
         """Return a snapshot of the counters; see :class:`Stats`."""

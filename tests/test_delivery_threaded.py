@@ -386,3 +386,51 @@ def test_a_fork_that_skips_pythons_hooks_still_delivers_from_the_child(
     assert result.returncode == 0, result.stderr
     events = [m["event"] for m in collector.messages]
     assert (events.count("In Child"), events.count("After Fork")) == (20, 1)
+
+
+def test_shutdown_logs_one_warning_with_what_was_not_delivered_by_reason(
+    make_client: ClientFactory, collector: LocalCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    collector.faults = Faults(stall=True)
+    client = make_client(workers=1)
+    for _ in range(5):
+        client.track("u", "Clicked")
+    with caplog.at_level(logging.WARNING, logger="gainsight_segment"):
+        client.shutdown(timeout=0.2)
+    summaries = [r.getMessage() for r in caplog.records if "Client.stats()" in r.getMessage()]
+    assert summaries == ["5 messages not delivered (shutdown: 5); see on_error and Client.stats()"]
+    collector.release()
+
+
+def test_shutdown_logs_no_summary_when_everything_was_delivered(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client()
+    client.track("u", "Clicked")
+    with caplog.at_level(logging.WARNING, logger="gainsight_segment"):
+        assert client.shutdown(timeout=10)
+    assert caplog.records == []
+
+
+def test_the_exit_flush_logs_what_it_could_not_deliver(collector: LocalCollector) -> None:
+    collector.faults = Faults(stall=True)
+    script = textwrap.dedent(
+        """
+        import logging, sys
+        import gainsight_segment as gs
+
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        client = gs.Client(sys.argv[1], endpoint=sys.argv[2], exit_timeout=0.5, workers=1)
+        for n in range(3):
+            client.track("u", "Clicked", {"n": n})
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, ACCESS_KEY, collector.endpoint],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    collector.release()
+    assert done.returncode == 0
+    assert "3 messages not delivered (shutdown: 3); see on_error" in done.stderr

@@ -1,4 +1,4 @@
-"""The process around an engine: forks and the interpreter's exit.
+"""The process around an engine: forks, the interpreter's exit, and SIGTERM.
 
 A forked child (gunicorn ``--preload``, uWSGI, multiprocessing) shares nothing usable
 with its parent's client: locks may be held by threads that do not exist in the child,
@@ -13,9 +13,14 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import signal
 import sys
+import threading
 import weakref
-from typing import Protocol
+from types import FrameType
+from typing import Callable, Protocol
+
+from gainsight_segment._errors import ConfigurationError
 
 from ._callbacks import logger
 
@@ -99,3 +104,61 @@ def warn_if_uwsgi_without_threads() -> None:
             "uWSGI is running without threads: background delivery cannot work. "
             "Start uWSGI with --enable-threads, or create the client with sync_mode=True."
         )
+
+
+class SigtermFlush:
+    """Flushes a client when the process gets SIGTERM, then lets the signal go on.
+
+    Containers stop processes with SIGTERM, which by default ends the process at once,
+    skipping the exit flush. The handler flushes on a thread of its own (the main thread
+    may hold a lock the flush needs), within ``timeout``; then it signals the process
+    again and, in the main thread, passes the signal to whatever handled it before: the
+    default (the process ends), the app's own handler, or nothing if it was ignored.
+
+    Args:
+        flush: Flushes the client within the given seconds.
+        timeout: Seconds the flush may take.
+    """
+
+    def __init__(self, flush: Callable[[float], bool], timeout: float) -> None:
+        self._flush = flush
+        self._timeout = timeout
+        self._flushing: threading.Thread | None = None
+        self._done = False
+        if threading.current_thread() is not threading.main_thread():
+            raise ConfigurationError(
+                "flush_on_sigterm(): signal handlers can only be installed from the main thread"
+            )
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._done:
+            self._done = False
+            self._pass_on(signum, frame)
+            return
+        if self._flushing is not None and self._flushing.is_alive():
+            return  # already flushing: one flush per signal
+        logger.info("SIGTERM: delivering what is queued, within %g s", self._timeout)
+        self._flushing = threading.Thread(
+            target=self._flush_then_resignal, name="gainsight-segment-sigterm", daemon=True
+        )
+        self._flushing.start()
+
+    def _flush_then_resignal(self) -> None:
+        try:
+            self._flush(self._timeout)
+        except Exception:  # pragma: no cover - flush() never raises; a last guard
+            logger.exception("flushing at SIGTERM failed")
+        finally:
+            self._done = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def _pass_on(self, signum: int, frame: FrameType | None) -> None:
+        previous = self._previous
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            # The default action, or a handler installed from C: end the process as the
+            # signal would have.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
