@@ -1,6 +1,7 @@
-"""Building one Segment message: validate, convert and serialize. Pure: no I/O.
+"""Building one Segment message: validate the call, assemble and serialize it. Pure: no I/O.
 
-The clock and the message-id generator are injectable so tests can freeze them.
+Converting values and serializing them is :mod:`._json`'s. The clock and the message-id
+generator are injectable so tests can freeze them.
 """
 
 from __future__ import annotations
@@ -11,49 +12,29 @@ import os
 import time
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
-from decimal import Decimal
-from enum import Enum
 from typing import Any, Callable, NamedTuple, Optional, Union
 from uuid import UUID
 
 import attrs
 
 from ._errors import InvalidMessageError
+from ._json import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from ._json import _to_json as _to_json
+from ._json import error_reason
+from ._json import format_time as format_time
+from ._json import serialize as serialize
 from ._version import __version__
 
 LIBRARY = {"name": "gainsight-segment", "version": __version__}
 # Shared by every message without a caller context; only ever read.
 _LIBRARY_CONTEXT = {"library": LIBRARY}
-MAX_MESSAGE_BYTES = 32 * 1024
 # The sentAt field is spliced in at send time; the size limit reserves its room.
 _SENT_AT_TEMPLATE = ',"sentAt":"2000-01-01T00:00:00.000Z"'
 _MAX_BODY_BEFORE_SENT_AT = MAX_MESSAGE_BYTES - len(_SENT_AT_TEMPLATE)
-_MAX_DEPTH = 200
 
 Id = Union[str, int, float, UUID]
 Properties = Optional[Mapping[str, Any]]
 Timestamp = Union[datetime, date, None]
-
-
-def format_time(value: date) -> str:
-    """Format a date or datetime as UTC ISO-8601 with milliseconds and ``Z``.
-
-    Naive datetimes are taken as UTC; a date is midnight UTC.
-
-    Args:
-        value: The date or datetime.
-
-    Returns:
-        A string like ``2014-05-05T08:00:00.000Z``.
-    """
-    if isinstance(value, datetime):
-        if value.tzinfo is not None and value.utcoffset():
-            value = value.astimezone(timezone.utc)
-        return (
-            f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
-            f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
-        )
-    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T00:00:00.000Z"
 
 
 def utc_now() -> datetime:
@@ -94,197 +75,25 @@ def new_message_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
-def _to_json(value: Any) -> Any:
-    """Convert one value the JSON encoder does not know natively."""
-    if isinstance(value, (datetime, date)):
-        return format_time(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not valid JSON")
-        if value != value.to_integral_value():
-            return float(value)
-        # int() of a Decimal like 1E+1000000 takes minutes; no such number fits a message.
-        if value.adjusted() >= MAX_MESSAGE_BYTES:
-            raise ValueError(f"Decimal with {value.adjusted() + 1} digits is too large")
-        return int(value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _make_encode() -> Callable[[Any], str]:
-    """Return the fastest compact, strict JSON encoding function this Python has.
-
-    ``JSONEncoder.encode`` builds a new C encoder on every call; building it once saves
-    most of the cost for a small message. No circular-reference bookkeeping: a cycle ends
-    in ``RecursionError``, and the slow path then says where it is.
-    """
-    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if c_make_encoder is not None:
-        try:
-            encoder = c_make_encoder(
-                None, _to_json, json.encoder.encode_basestring, None, ":", ",", False, False, False
-            )
-        except TypeError:  # pragma: no cover - a C encoder with another signature
-            pass
-        else:
-            return lambda value: "".join(encoder(value, 0))
-    fallback = json.JSONEncoder(  # pragma: no cover - Pythons without the C encoder
-        ensure_ascii=False,
-        allow_nan=False,
-        check_circular=False,
-        separators=(",", ":"),
-        default=_to_json,
-    )
-    return fallback.encode  # pragma: no cover
-
-
-_encode = _make_encode()
-
-
-def _child_path(path: str, key: object) -> str:
-    # A key that is not valid Unicode is escaped so the error text itself can be printed.
-    text = key if isinstance(key, str) and _scalar_problem(key) is None else repr(key)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{path}.{text}" if path else text
-
-
-def _scalar_problem(value: object) -> str | None:
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{'NaN' if value != value else 'Infinity'} is not valid JSON"
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "contains a lone surrogate, which is not valid Unicode"
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            int.__repr__(value)
-        except ValueError:  # over sys.get_int_max_str_digits()
-            return "integer has too many digits to serialize"
-    return None
-
-
-def _key_problem(key: object) -> str | None:
-    if key is None or not isinstance(key, (str, int, float)):
-        return f"keys must be str, int, float or bool, not {type(key).__name__}"
-    return _scalar_problem(key)
-
-
-def _find_problem(payload: Mapping[str, Any]) -> str:
-    """Walk a payload that failed to serialize and say where and why.
-
-    Iterative, so that very deep nesting cannot exhaust the caller's stack.
-    """
-    return _first_problem(payload) or "message: cannot be serialized as JSON"
-
-
-def _first_problem(payload: Mapping[str, Any]) -> str | None:
-    """Return where and why the payload is not JSON, or ``None`` when it is."""
-    stack: list[tuple[str, Any, int]] = [("", payload, 0)]
-    on_path: set[int] = set()
-    exits: list[tuple[int, int]] = []
-    while stack:
-        path, value, depth = stack.pop()
-        while exits and exits[-1][0] >= depth:
-            on_path.discard(exits.pop()[1])
-        if value is None or isinstance(value, (bool, int, float, str)):
-            problem = _scalar_problem(value)
-            if problem:
-                return f"{path}: {problem}"
-            continue
-        if depth >= _MAX_DEPTH:
-            return f"{path}: nested more than {_MAX_DEPTH} levels deep"
-        if not isinstance(value, (dict, list, tuple)):
-            try:
-                value = _to_json(value)
-            except (TypeError, ValueError, OverflowError) as exc:
-                return f"{path}: {exc}"
-            stack.append((path, value, depth + 1))
-            continue
-        if id(value) in on_path:
-            return f"{path}: circular reference"
-        on_path.add(id(value))
-        exits.append((depth, id(value)))
-        if isinstance(value, dict):
-            children = []
-            for key, child in value.items():
-                problem = _key_problem(key)
-                if problem:
-                    return f"{_child_path(path, key)}: {problem}"
-                children.append((_child_path(path, key), child, depth + 1))
-        else:
-            children = [(f"{path}[{i}]", child, depth + 1) for i, child in enumerate(value)]
-        stack.extend(reversed(children))
-    return None
-
-
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def _maybe_too_deep(body: bytes) -> bool:
-    """Tell, cheaply, whether the containers of a JSON body may nest past the limit.
-
-    Keeps only the brackets, then peels off innermost pairs once per level, all in C; a
-    wide but shallow message takes a few passes. Brackets inside strings blur the count,
-    so a "yes" is checked exactly by the caller; a message crafted to look shallow can
-    slip through, and its receiver then refuses it, which is reported like any refusal.
-    """
-    brackets = body.translate(None, _NOT_BRACKETS)
-    for _ in range(_MAX_DEPTH):
-        peeled = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if not peeled or len(peeled) == len(brackets):
-            return False
-        brackets = peeled
-    return True
-
-
-def serialize(payload: Mapping[str, Any]) -> bytes:
-    """Serialize a payload as compact UTF-8 JSON, converting what JSON lacks.
-
-    Args:
-        payload: The message as a mapping.
-
-    Returns:
-        The JSON document as bytes.
-
-    Raises:
-        InvalidMessageError: Naming the field path of the first value that is not JSON
-            (unknown type, NaN or Infinity, lone surrogate, bad key, cycle, too deep).
-    """
-    try:
-        text = _encode(payload)
-        body = text.encode("utf-8")
-    except (TypeError, ValueError, OverflowError, RecursionError):
-        raise InvalidMessageError(_find_problem(payload)) from None
-    # The encoder writes a None key as "null" instead of failing. Every such key shows as
-    # '"null":' in the text, so one substring search keeps the walk off the common path;
-    # a real "null" key or an escaped '\"null\":' in a string only costs that walk.
-    # Likewise, nesting deeper than the limit encodes fine up to Python's recursion limit,
-    # yet receivers refuse it; only a message with that many brackets can be that deep.
-    if '"null":' in text or (
-        text.count("{") + text.count("[") > _MAX_DEPTH and _maybe_too_deep(body)
-    ):
-        problem = _first_problem(payload)
-        if problem:
-            raise InvalidMessageError(problem)
-    return body
-
-
 def _id(field: str, value: object) -> str:
-    if value.__class__ is str and value and not value[0].isspace():  # the common case
+    if type(value) is str and value and not value[0].isspace():  # the common case
         return value
-    if isinstance(value, str):
-        if not value.strip():
+    try:
+        return _id_text(field, value)
+    except InvalidMessageError:
+        raise
+    except Exception as error:  # a hostile __str__, __class__, ...
+        raise InvalidMessageError(f"{field}: {error_reason(error)}") from None
+
+
+def _id_text(field: str, value: object) -> str:
+    if issubclass(type(value), str):
+        # Its characters, as the encoder writes them, in an exact str: a subclass's methods
+        # could raise or compare oddly later, and its __str__ (a str Enum's) says otherwise.
+        text = str.__str__(value)
+        if not text.strip():
             raise InvalidMessageError(f"{field}: must not be empty")
-        return value
+        return text
     if isinstance(value, bool) or not isinstance(value, (int, float, UUID)):
         raise InvalidMessageError(
             f"{field}: must be a string, number or UUID, got {type(value).__name__}"
@@ -292,7 +101,7 @@ def _id(field: str, value: object) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidMessageError(f"{field}: must be a finite number")
     try:
-        return str(value)
+        return str.__str__(str(value))
     except ValueError:  # an int over sys.get_int_max_str_digits()
         raise InvalidMessageError(f"{field}: integer has too many digits") from None
 
@@ -300,20 +109,32 @@ def _id(field: str, value: object) -> str:
 def check_event(event: object) -> str:
     """Return a track's event name, checked.
 
+    Returns:
+        The name, as an exact ``str`` even when a subclass was given.
+
     Raises:
         InvalidMessageError: Unless it is a string with something besides white space.
     """
-    if not isinstance(event, str) or not event or event.isspace():
+    if type(event) is str and event and not event.isspace():  # the common case
+        return event
+    # A subclass's characters (a str Enum's value), in an exact str, as for ids.
+    text = str.__str__(event) if issubclass(type(event), str) else ""
+    if not text or text.isspace():
         raise InvalidMessageError("event: must be a non-empty string")
-    return event
+    return text
 
 
 def _mapping(field: str, value: object) -> dict[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
-        raise InvalidMessageError(f"{field}: must be a mapping, got {type(value).__name__}")
-    return value if type(value) is dict else dict(value)
+    if type(value) is dict:
+        return value
+    try:
+        if isinstance(value, Mapping):
+            return dict(value)
+    except Exception as error:  # its iteration, item access or keys' __hash__ raised
+        raise InvalidMessageError(f"{field}: {error_reason(error)}") from None
+    raise InvalidMessageError(f"{field}: must be a mapping, got {type(value).__name__}")
 
 
 class Message(NamedTuple):
@@ -335,7 +156,11 @@ class Message(NamedTuple):
     event: str | None = None
 
     def payload(self) -> dict[str, Any]:
-        """Return the message as a dict, as it is sent but without ``sentAt``."""
+        """Return the message as a dict, as it is sent but without ``sentAt``.
+
+        Never raises for a message the builder made: its body is strict JSON nested at
+        most 200 levels, which decodes well within Python's recursion limit.
+        """
         result: dict[str, Any] = json.loads(self.body)
         return result
 
@@ -401,27 +226,18 @@ class MessageBuilder:
         elif user_id is None:
             raise InvalidMessageError("userId: a userId or an anonymousId is required")
         payload.update(fields)
-        payload["context"] = (
-            _LIBRARY_CONTEXT
-            if context is None
-            else {**_mapping("context", context), "library": LIBRARY}
-        )
-        payload["integrations"] = (
-            {} if integrations is None else _mapping("integrations", integrations)
-        )
+        foreign = _add_context(payload, fields, context, integrations)
         mid = self.new_id() if message_id is None else _id("messageId", message_id)
         payload["messageId"] = mid
         if timestamp is None:
             payload["timestamp"] = self._now() if self.clock is None else format_time(self.clock())
-        elif isinstance(timestamp, date):
-            payload["timestamp"] = _checked_time(timestamp)
         else:
-            raise InvalidMessageError(
-                # The parameter ``type`` shadows the builtin here.
-                f"timestamp: must be a datetime, got {timestamp.__class__.__name__}"
-            )
+            payload["timestamp"] = _timestamp_text(timestamp)
         payload["channel"] = "server"
-        body = serialize(payload)
+        # Ours, with keys of our own: the library, and the context and the integrations
+        # unless the caller gave them.
+        own = 1 + (context is None) + (integrations is None)
+        body = serialize(payload, own=own, foreign=foreign)
         if len(body) > _MAX_BODY_BEFORE_SENT_AT:
             raise InvalidMessageError(
                 f"message: {len(body) + len(_SENT_AT_TEMPLATE)} bytes serialized, "
@@ -503,8 +319,37 @@ class MessageBuilder:
         )
 
 
-def _checked_time(value: date) -> str:
+def _add_context(
+    payload: dict[str, Any], fields: dict[str, Any], context: object, integrations: object
+) -> list[dict[str, Any]]:
+    """Add the context and the integrations to a payload.
+
+    Returns:
+        The dicts whose keys came from the caller, one for each container of the payload
+        that holds such keys: ``fields`` for the payload itself (its other keys are ours),
+        the dicts among the fields, and the context and the integrations if given.
+    """
+    foreign = [fields]
+    for value in fields.values():  # a loop costs less than a comprehension for so few
+        if value.__class__ is dict:
+            foreign.append(value)
+    if context is None:
+        payload["context"] = _LIBRARY_CONTEXT
+    else:
+        payload["context"] = {**_mapping("context", context), "library": LIBRARY}
+        foreign.append(payload["context"])
+    if integrations is None:
+        payload["integrations"] = {}
+    else:
+        payload["integrations"] = _mapping("integrations", integrations)
+        foreign.append(payload["integrations"])
+    return foreign
+
+
+def _timestamp_text(value: object) -> str:
     try:
-        return format_time(value)
-    except (OverflowError, ValueError) as exc:
-        raise InvalidMessageError(f"timestamp: {exc}") from None
+        if isinstance(value, date):
+            return format_time(value)
+    except Exception as error:  # out of range in UTC, or a tzinfo that raises or lies
+        raise InvalidMessageError(f"timestamp: {error_reason(error)}") from None
+    raise InvalidMessageError(f"timestamp: must be a datetime, got {type(value).__name__}")

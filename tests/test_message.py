@@ -8,7 +8,7 @@ import json
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 import gainsight_segment
 from gainsight_segment import GainsightError, InvalidMessageError, MessageBuilder
+from gainsight_segment._json import _MAX_DEPTH, _encode, _has_duplicate_key, _too_deep
 from gainsight_segment._message import (
-    _MAX_DEPTH,
     _SENT_AT_TEMPLATE,
     MAX_MESSAGE_BYTES,
     Message,
@@ -323,6 +323,53 @@ def test_group_id_is_required(group_id: object, message: str) -> None:
     assert invalid(frozen_builder().group, "1", group_id) == message
 
 
+class Signal(str, enum.Enum):
+    SIGNED_UP = "Signed Up"
+
+
+def test_str_enum_event_and_ids_are_sent_as_their_values() -> None:
+    message = frozen_builder().track(
+        Signal.SIGNED_UP, Signal.SIGNED_UP, message_id=Signal.SIGNED_UP
+    )
+    payload = json.loads(message.body)
+    assert payload["event"] == payload["userId"] == payload["messageId"] == "Signed Up"
+    assert type(message.event) is str
+    assert type(message.message_id) is str
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda b, v: b.identify(v), id="userId"),
+        pytest.param(lambda b, v: b.identify(None, anonymous_id=v), id="anonymousId"),
+        pytest.param(lambda b, v: b.group("1", v), id="groupId"),
+        pytest.param(lambda b, v: b.identify("1", message_id=v), id="messageId"),
+        pytest.param(lambda b, v: b.track("1", v), id="event"),
+    ],
+)
+def test_str_subclass_whose_methods_raise_is_sent_as_its_characters(build: Any) -> None:
+    payload = json.loads(build(frozen_builder(), HostileStr(" k")).body)
+    assert " k" in payload.values()
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        pytest.param(lambda b: b.identify(Classless()), "userId: Boom: no class", id="user-id"),
+        pytest.param(
+            lambda b: b.identify("1", message_id=Classless()),
+            "messageId: Boom: no class",
+            id="message-id",
+        ),
+        pytest.param(
+            lambda b: b.track("1", Classless()), "event: must be a non-empty string", id="event"
+        ),
+    ],
+)
+def test_id_whose_class_raises_is_refused(build: Any, message: str) -> None:
+    assert invalid(build, frozen_builder()) == message
+
+
 def test_group_id_number_is_stringified() -> None:
     assert json.loads(frozen_builder().group("1", 555).body)["groupId"] == "555"
 
@@ -539,6 +586,61 @@ def test_timestamp_out_of_range_after_utc_conversion_is_refused() -> None:
     assert invalid(frozen_builder().identify, "1", timestamp=timestamp).startswith("timestamp: ")
 
 
+class Boom(RuntimeError):
+    """What the hostile objects of these tests raise."""
+
+
+class RaisingOffset(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        raise Boom("no offset")
+
+
+class IntOffset(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return 5  # type: ignore[return-value]
+
+
+class YearlessDate(date):
+    @property
+    def year(self) -> int:  # type: ignore[override]
+        raise Boom("no year")
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "message"),
+    [
+        pytest.param(
+            datetime(2020, 1, 1, tzinfo=IntOffset()),
+            "timestamp: tzinfo.utcoffset() must return None or timedelta, not 'int'",
+            id="offset-is-an-int",
+        ),
+        pytest.param(
+            datetime(2020, 1, 1, tzinfo=RaisingOffset()),
+            "timestamp: Boom: no offset",
+            id="offset-raises",
+        ),
+        pytest.param(YearlessDate(2020, 1, 1), "timestamp: Boom: no year", id="field-raises"),
+    ],
+)
+def test_timestamp_that_cannot_be_formatted_is_refused(timestamp: date, message: str) -> None:
+    assert invalid(frozen_builder().identify, "1", timestamp=timestamp) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param(
+            datetime(2020, 1, 1, tzinfo=RaisingOffset()),
+            "properties.when: Boom: no offset",
+            id="offset-raises",
+        ),
+        pytest.param(YearlessDate(2020, 1, 1), "properties.when: Boom: no year", id="field-raises"),
+    ],
+)
+def test_date_value_that_cannot_be_formatted_is_refused(value: date, message: str) -> None:
+    assert invalid(frozen_builder().track, "1", "E", {"when": value}) == message
+
+
 def test_format_time_matches_segment_format() -> None:
     assert format_time(datetime(2014, 5, 5, 8, 0, tzinfo=timezone.utc)) == (
         "2014-05-05T08:00:00.000Z"
@@ -727,6 +829,452 @@ def test_nesting_deeper_than_the_encoder_can_go_is_refused() -> None:
     assert text.endswith(f"nested more than {_MAX_DEPTH} levels deep")
 
 
+def hidden_nesting(depth: int) -> dict[str, Any]:
+    """Nesting whose strings hold brackets that pair up with the real ones."""
+    value: Any = 1
+    for _ in range(depth):
+        value = ["]", value, "["]
+    return {"deep": value}
+
+
+def alternating_nesting(depth: int) -> dict[str, Any]:
+    """Nesting of lists and dicts in turn."""
+    value: Any = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"a": value}
+    return {"deep": value}
+
+
+def bracketed_nesting(depth: int) -> dict[str, Any]:
+    """Nesting beside strings full of unpaired brackets."""
+    value: Any = 1
+    for _ in range(depth):
+        value = ["[[[[", value, "}}"]
+    return {"deep": value}
+
+
+NESTINGS = [
+    pytest.param(nested, id="lists"),
+    pytest.param(hidden_nesting, id="brackets-in-strings-pair-up"),
+    pytest.param(alternating_nesting, id="lists-and-dicts-in-turn"),
+    pytest.param(bracketed_nesting, id="unpaired-brackets-in-strings"),
+]
+# The message object and ``properties`` are the first two levels.
+DEEPEST = _MAX_DEPTH - 2
+
+
+@pytest.mark.parametrize("nesting", NESTINGS)
+@pytest.mark.parametrize("depth", [DEEPEST + 1, 600])
+def test_nesting_deeper_than_the_limit_is_refused(nesting: Any, depth: int) -> None:
+    text = invalid(frozen_builder().track, "1", "E", nesting(depth))
+    assert text.startswith("properties.deep")
+    assert text.endswith(f"nested more than {_MAX_DEPTH} levels deep")
+
+
+@pytest.mark.parametrize("nesting", NESTINGS)
+def test_nesting_at_the_limit_is_accepted_and_decodes(nesting: Any) -> None:
+    message = frozen_builder().track("1", "E", nesting(DEEPEST))
+    assert message.payload()["properties"] == json.loads(json.dumps(nesting(DEEPEST)))
+
+
+# Strings made of what could confuse a count of brackets: brackets, quotes and escapes.
+TRICKY_TEXT = st.text(st.sampled_from('[]{}"\\/\n\tu0a'), max_size=6)
+TRICKY_JSON = st.recursive(
+    st.none() | st.integers() | TRICKY_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(TRICKY_TEXT, children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+def depth_of(value: Any) -> int:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(TRICKY_JSON, st.integers(min_value=0, max_value=8))
+def test_depth_count_is_exact_whatever_the_strings_hold(value: Any, limit: int) -> None:
+    body = _encode(value).encode()
+    assert _too_deep(body, limit) == (depth_of(value) > limit)
+
+
+def test_duplicate_check_leaves_to_the_walk_what_it_cannot_decode() -> None:
+    assert _has_duplicate_key(b"[" * 5000 + b"]" * 5000) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("[" * 1000, id="openers"),
+        pytest.param("[{" * 300 + "}]" * 300, id="paired"),
+        pytest.param('\\"[' * 300, id="escapes"),
+    ],
+)
+def test_brackets_in_strings_do_not_count_as_nesting(text: str) -> None:
+    assert track_properties({"s": text, "k": [text]}) == {"s": text, "k": [text]}
+
+
+# --- hostile input ------------------------------------------------------------------------
+# Containers, keys and values whose methods raise or lie. Whatever they do, the builder
+# raises InvalidMessageError naming the field, or builds a message that decodes.
+
+
+class Unprintable:
+    def __repr__(self) -> str:
+        raise Boom("no repr")
+
+
+class Classless:
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise Boom("no class")
+
+
+class Mute(Exception):
+    def __str__(self) -> str:
+        raise Boom("no text")
+
+
+class PairlessDict(dict[Any, Any]):
+    def items(self) -> Any:
+        return [1, 2]
+
+
+class ItemlessDict(dict[Any, Any]):
+    def items(self) -> Any:
+        raise Boom("no items")
+
+
+class IterlessList(list[Any]):
+    def __iter__(self) -> Any:
+        raise Boom("no iteration")
+
+
+class FakeMapping(Mapping[Any, Any]):
+    """A mapping of ``keys``, whose ``iterate`` and ``get`` may raise or lie."""
+
+    def __init__(self, keys: Any = ("a",), iterate: Any = None, get: Any = None) -> None:
+        self._keys, self._iterate, self._get = keys, iterate, get
+
+    def __getitem__(self, key: Any) -> Any:
+        if self._get is not None:
+            raise self._get
+        return 1
+
+    def __iter__(self) -> Any:
+        if self._iterate is not None:
+            raise self._iterate
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+class UnhashableKey:
+    def __hash__(self) -> int:
+        raise Boom("no hash")
+
+
+class UncomparableKey:
+    def __hash__(self) -> int:
+        return 1
+
+    def __eq__(self, other: object) -> bool:
+        raise Boom("no eq")
+
+
+class RaisingDecimal(Decimal):
+    def is_finite(self) -> bool:
+        raise Boom("no finiteness")
+
+
+class HostileStr(str):
+    """A key whose own methods all raise; JSON sees only its characters."""
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        raise Boom("no encode")
+
+    def __len__(self) -> int:
+        raise Boom("no len")
+
+    def __getitem__(self, index: Any) -> str:
+        raise Boom("no slicing")
+
+    def __format__(self, spec: str) -> str:
+        raise Boom("no format")
+
+
+class LyingSet(frozenset[Any]):
+    def __len__(self) -> int:
+        return 2**62
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        pytest.param(
+            {10**5000: 1},
+            "properties.<int>: integer has too many digits to serialize",
+            id="huge-int-key",
+        ),
+        pytest.param(
+            {Unprintable(): 1},
+            "properties.<Unprintable>: keys must be str, int, float or bool, not Unprintable",
+            id="unprintable-key",
+        ),
+        pytest.param(
+            {(10**5000,): 1},
+            "properties.<tuple>: keys must be str, int, float or bool, not tuple",
+            id="key-with-unprintable-part",
+        ),
+        pytest.param({"x": Classless()}, "properties.x: Boom: no class", id="class-raises"),
+        pytest.param(
+            {"m": PairlessDict(a=1)},
+            "properties.m: items() must give (key, value) pairs, got int",
+            id="dict-items-not-pairs",
+        ),
+        pytest.param(
+            {"m": ItemlessDict(a=1)}, "properties.m: Boom: no items", id="dict-items-raises"
+        ),
+        pytest.param(
+            {"m": IterlessList([1])}, "properties.m: Boom: no iteration", id="list-iter-raises"
+        ),
+        pytest.param(
+            {"m": FakeMapping(iterate=Boom("no iteration"))},
+            "properties.m: Boom: no iteration",
+            id="mapping-iter-raises",
+        ),
+        pytest.param(
+            {"m": FakeMapping(get=KeyError("a"))},
+            "properties.m: KeyError: 'a'",
+            id="mapping-lists-a-missing-key",
+        ),
+        pytest.param(
+            {"m": FakeMapping(iterate=Mute())},
+            "properties.m: Mute",
+            id="error-without-text",
+        ),
+        pytest.param(
+            {"m": FakeMapping(keys=[UnhashableKey()])},
+            "properties.m: Boom: no hash",
+            id="key-hash-raises",
+        ),
+        pytest.param(
+            {"m": FakeMapping(keys=[UncomparableKey(), UncomparableKey()])},
+            "properties.m: Boom: no eq",
+            id="key-eq-raises",
+        ),
+        pytest.param(
+            {"d": RaisingDecimal("1.5")}, "properties.d: Boom: no finiteness", id="decimal-raises"
+        ),
+    ],
+)
+def test_hostile_value_error_names_its_path(properties: dict[Any, Any], message: str) -> None:
+    assert invalid(frozen_builder().track, "1", "E", properties) == message
+
+
+@pytest.mark.parametrize(
+    ("traits", "message"),
+    [
+        pytest.param(Classless(), "traits: Boom: no class", id="class-raises"),
+        pytest.param(
+            FakeMapping(iterate=Boom("no iteration")),
+            "traits: Boom: no iteration",
+            id="iter-raises",
+        ),
+        pytest.param(FakeMapping(get=KeyError("a")), "traits: KeyError: 'a'", id="missing-key"),
+        pytest.param(
+            FakeMapping(keys=5), "traits: 'int' object is not iterable", id="keys-not-iterable"
+        ),
+    ],
+)
+def test_hostile_mapping_as_a_field_is_refused(traits: Any, message: str) -> None:
+    assert invalid(frozen_builder().identify, "1", traits) == message
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        pytest.param(
+            {HostileStr("k"): 1, "price": float("nan")},
+            "properties.price: NaN is not valid JSON",
+            id="str-key-whose-methods-raise",
+        ),
+        pytest.param(
+            {"l": IterlessList(), "price": float("nan")},
+            "properties.l: Boom: no iteration",
+            id="list-iter-raises",
+        ),
+    ],
+)
+def test_hostile_object_does_not_derail_the_search_for_the_first_problem(
+    properties: dict[Any, Any], message: str
+) -> None:
+    assert invalid(frozen_builder().track, "1", "E", properties) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param({HostileStr("k"): 1}, {"k": 1}, id="str-key-whose-methods-raise"),
+        pytest.param(LyingSet({1}), [1], id="set-whose-length-lies"),
+    ],
+)
+def test_hostile_but_json_value_is_sent(value: Any, expected: Any) -> None:
+    assert track_properties({"v": value}) == {"v": expected}
+
+
+class Loop(enum.Enum):
+    SELF = 1
+
+    def __repr__(self) -> str:  # the default would show the value, which is itself
+        return "Loop.SELF"
+
+
+Loop.SELF._value_ = Loop.SELF  # an Enum whose value is itself: converting it never ends
+
+
+class OnceRaising(FakeMapping):
+    """Raises the first time it is read, and behaves afterwards."""
+
+    def __iter__(self) -> Any:
+        if self._iterate is not None:
+            error, self._iterate = self._iterate, None
+            raise error
+        return iter(self._keys)
+
+
+def test_value_that_never_converts_to_json_is_refused() -> None:
+    text = invalid(frozen_builder().track, "1", "E", {"e": Loop.SELF})
+    assert text == "properties.e: still not JSON after 200 conversions"
+
+
+def test_error_that_does_not_recur_is_reported_with_the_encoders_error() -> None:
+    value = OnceRaising(iterate=Boom("once"))
+    text = invalid(frozen_builder().track, "1", "E", {"m": value})
+    assert text == "message: cannot be serialized as JSON: Boom: once"
+
+
+def test_long_error_text_is_shortened() -> None:
+    value = FakeMapping(iterate=Boom("x" * 500))
+    text = invalid(frozen_builder().track, "1", "E", {"m": value})
+    assert text == f"properties.m: Boom: {'x' * 197}..."
+
+
+def test_build_accepts_fields_in_any_mapping() -> None:
+    message = frozen_builder().build("identify", "1", MappingProxyType({"traits": {"a": 1}}))
+    assert json.loads(message.body)["traits"] == {"a": 1}
+
+
+# --- keys that collide once stringified ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        pytest.param({1: "a", "1": "b"}, "properties.1", id="int-then-str"),
+        pytest.param({"1": "a", 1: "b"}, "properties.1", id="str-then-int"),
+        pytest.param({-7: "a", "-7": "b"}, "properties.-7", id="negative-int"),
+        pytest.param({True: "x", "true": "y"}, "properties.true", id="true"),
+        pytest.param({"false": "x", False: "y"}, "properties.false", id="false"),
+        pytest.param({1.0: "a", "1.0": "b"}, "properties.1.0", id="float"),
+        pytest.param({-0.0: "a", "-0.0": "b"}, "properties.-0.0", id="negative-zero"),
+        pytest.param({1e16: "a", "1e+16": "b"}, "properties.1e+16", id="float-exponent"),
+        pytest.param({Level.HIGH: "a", "3": "b"}, "properties.3", id="int-enum"),
+        pytest.param({"a": [{"x": 0, 2: 1, "2": 2}]}, "properties.a[0].2", id="nested"),
+        pytest.param(
+            {"m": MappingProxyType({5: 1, "5": 2})}, "properties.m.5", id="read-only-mapping"
+        ),
+    ],
+)
+def test_keys_that_collide_once_stringified_are_refused(
+    properties: dict[Any, Any], message: str
+) -> None:
+    text = invalid(frozen_builder().track, "1", "E", properties)
+    assert text == f"{message}: duplicate key once converted to a string"
+
+
+@pytest.mark.parametrize(
+    ("build", "path"),
+    [
+        pytest.param(lambda b, v: b.identify("1", v), "traits.1", id="traits"),
+        pytest.param(lambda b, v: b.identify("1", context=v), "context.1", id="context"),
+        pytest.param(
+            lambda b, v: b.identify("1", integrations=v), "integrations.1", id="integrations"
+        ),
+    ],
+)
+def test_colliding_keys_are_refused_in_every_field(build: Any, path: str) -> None:
+    text = invalid(build, frozen_builder(), {1: "a", "1": "b"})
+    assert text == f"{path}: duplicate key once converted to a string"
+
+
+def test_build_refuses_fields_whose_keys_collide() -> None:
+    text = invalid(frozen_builder().build, "identify", "1", {1: "a", "1": "b"})
+    assert text == "1: duplicate key once converted to a string"
+
+
+def test_non_string_keys_that_do_not_collide_are_sent() -> None:
+    properties = {1: "a", "2": "b", False: "c", 1.5: "d", "1.0": "e"}
+    assert track_properties(properties) == {
+        "1": "a",
+        "2": "b",
+        "false": "c",
+        "1.5": "d",
+        "1.0": "e",
+    }
+
+
+def test_string_keys_that_look_like_numbers_are_sent() -> None:
+    properties = {"1": "a", "-2": [{"3": 1}], "true": "b", "false": "c", "4.5": "d", "null": 0}
+    assert track_properties(properties) == properties
+
+
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate keys in {keys}"
+    return dict(pairs)
+
+
+MIXED_KEYS = (
+    st.integers(min_value=-3, max_value=3)
+    | st.sampled_from([0.5, -0.0, 1.0, 1e16, 2.5e-7])
+    | st.booleans()
+    | st.sampled_from(["0", "1", "-1", "true", "false", "0.5", "1.0", "-0.0", "1e+16", "x"])
+)
+
+
+MIXED_VALUES = st.recursive(
+    st.integers(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(MIXED_KEYS, children, max_size=5)
+    ),
+    max_leaves=15,
+)
+FIELD_BUILDS = {
+    "traits": lambda b, v: b.identify("1", v),
+    "properties": lambda b, v: b.track("1", "E", v),
+    "context": lambda b, v: b.group("1", "2", context=v),
+    "integrations": lambda b, v: b.identify("1", integrations=v),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(FIELD_BUILDS)), st.dictionaries(MIXED_KEYS, MIXED_VALUES, max_size=5))
+def test_a_built_message_never_repeats_a_key(field: str, value: dict[Any, Any]) -> None:
+    result = build_or_error(lambda b: FIELD_BUILDS[field](b, value))
+    if isinstance(result, InvalidMessageError):
+        assert str(result).startswith(field)
+        assert str(result).endswith(": duplicate key once converted to a string")
+    else:
+        json.loads(result.body, object_pairs_hook=no_duplicate_keys)
+
+
 # --- size limit ---------------------------------------------------------------------------
 
 
@@ -880,8 +1428,141 @@ def test_builder_only_raises_invalid_message_error(value: Any, kind: str) -> Non
         assert ": " in text
     else:
         payload = strict_loads(result.body)
+        assert result.payload() == payload
         assert payload["type"] == kind
         assert not any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(payload))
+
+
+HONEST = object()
+
+
+class Fault:
+    """What a hostile method does: raise ``error``, return ``lie``, or behave."""
+
+    def __init__(self, error: Exception | None, lie: Any) -> None:
+        self.error, self.lie = error, lie
+
+    def __call__(self, honest: Any) -> Any:
+        if self.error is not None:
+            raise self.error
+        return honest() if self.lie is HONEST else self.lie
+
+
+def failing_generator() -> Any:
+    yield ("a", 1)
+    raise Boom("mid-iteration")
+
+
+ERRORS = st.sampled_from(
+    [
+        *[Boom("x"), KeyError("k"), TypeError("t"), ValueError("v"), AttributeError("a")],
+        *[RecursionError("r"), StopIteration(), OverflowError("o"), UnicodeError("u"), Mute()],
+    ]
+)
+LIES = (
+    st.sampled_from(
+        [HONEST, 5, -1, 2**62, "x", None, [1, 2], [("a", 1, 2)], [("a", 1), ("a", 2)], [(1, 2)]]
+    )
+    | st.builds(failing_generator)
+    | st.builds(lambda: iter([("b", 2)]))
+)
+FAULTS = st.builds(Fault, st.none() | ERRORS, LIES)
+
+
+class HostileDict(dict[Any, Any]):
+    def __init__(self, pairs: Any, fault: Fault) -> None:
+        super().__init__(pairs)
+        self.fault = fault
+
+    def items(self) -> Any:
+        return self.fault(lambda: dict.items(self))
+
+
+class HostileMapping(Mapping[Any, Any]):
+    def __init__(self, pairs: list[tuple[Any, Any]], faults: list[Fault]) -> None:
+        self.pairs, self.faults = pairs, faults
+
+    def __getitem__(self, key: Any) -> Any:
+        found = [value for known, value in self.pairs if known is key]
+        return self.faults[0](lambda: found[0] if found else 0)
+
+    def __iter__(self) -> Any:
+        return self.faults[1](lambda: iter([key for key, _ in self.pairs]))
+
+    def __len__(self) -> Any:
+        return self.faults[2](lambda: len(self.pairs))
+
+
+class HostileList(list[Any]):
+    def __init__(self, items: Any, fault: Fault) -> None:
+        super().__init__(items)
+        self.fault = fault
+
+    def __iter__(self) -> Any:
+        return self.fault(lambda: list.__iter__(self))
+
+
+# Built, not sampled: Hypothesis hashes and prints the values it samples from.
+HOSTILE_LEAVES = st.one_of(
+    st.builds(Classless),
+    st.builds(Unprintable),
+    st.builds(RaisingDecimal, st.just("2")),
+    st.builds(LyingSet, st.just({1, 2})),
+    st.builds(YearlessDate, st.just(2020), st.just(1), st.just(1)),
+    st.builds(lambda: datetime(2020, 1, 1, tzinfo=RaisingOffset())),
+    st.builds(lambda: datetime(2020, 1, 1, tzinfo=IntOffset())),
+)
+HOSTILE_KEYS = (
+    ANY_KEYS
+    | st.builds(HostileStr, st.sampled_from(["k", "1", "true"]))
+    | st.builds(Unprintable)
+    | st.just(5000).map(lambda digits: 10**digits)
+    | st.just(5000).map(lambda digits: (10**digits,))
+)
+# Keys a dict cannot even hold; only a Mapping of its own can list them.
+UNHOLDABLE_KEYS = HOSTILE_KEYS | st.builds(UnhashableKey) | st.builds(UncomparableKey)
+
+
+def hostile_containers(children: Any) -> Any:
+    pairs = st.lists(st.tuples(HOSTILE_KEYS, children), max_size=3)
+    any_pairs = st.lists(st.tuples(UNHOLDABLE_KEYS, children), max_size=3)
+    return (
+        st.builds(HostileDict, pairs, FAULTS)
+        | st.builds(HostileMapping, any_pairs, st.lists(FAULTS, min_size=3, max_size=3))
+        | st.builds(HostileList, st.lists(children, max_size=3), FAULTS)
+        | st.dictionaries(HOSTILE_KEYS, children, max_size=3)
+        | st.lists(children, max_size=3)
+    )
+
+
+HOSTILE_VALUE = st.recursive(ANY_LEAVES | HOSTILE_LEAVES, hostile_containers, max_leaves=12)
+FIELDS = ("traits", "properties", "context", "integrations")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(FIELDS),
+    st.booleans(),
+    HOSTILE_VALUE,
+)
+def test_hostile_input_only_raises_invalid_message_error(
+    field: str, whole: bool, value: Any
+) -> None:
+    data = value if whole else {"v": value}
+    builds = {
+        "traits": lambda b: b.identify("1", data),
+        "properties": lambda b: b.track("1", "E", data),
+        "context": lambda b: b.group("1", "2", context=data),
+        "integrations": lambda b: b.identify("1", integrations=data),
+    }
+    # Anything but InvalidMessageError escapes build_or_error and fails the test.
+    result = build_or_error(builds[field])
+    if isinstance(result, InvalidMessageError):
+        text = str(result)
+        assert text.encode("utf-8")
+        assert text.startswith((field, "message: ")), text
+    else:
+        assert result.payload() == strict_loads(result.body)
 
 
 def _leaves(value: Any) -> list[Any]:
