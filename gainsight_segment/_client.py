@@ -11,6 +11,7 @@ import requests
 
 from ._errors import ClientClosedError, ConfigurationError
 from ._message import Id, Message, MessageBuilder, Properties, Timestamp, TimeText, check_event
+from ._message import _id as check_id
 from ._receipt import Outcome, Receipt
 from ._settings import (
     DEFAULT_BACKOFF_FACTOR,
@@ -243,7 +244,9 @@ class Client:
         if not self._whitelist.allows(check_event(event)):
             # Skipped before anything is built: most apps skip most of their events.
             ledger.count_filtered()
-            skipped_id = self._builder.new_id() if message_id is None else str(message_id)
+            skipped_id = (
+                self._builder.new_id() if message_id is None else check_id("messageId", message_id)
+            )
             return Receipt(skipped_id, Outcome.FILTERED)
         message = self._builder.track(
             user_id,

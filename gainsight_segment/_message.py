@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Callable, NamedTuple, Optional, Union
 from uuid import UUID
 
@@ -35,11 +35,6 @@ _MAX_BODY_BEFORE_SENT_AT = MAX_MESSAGE_BYTES - len(_SENT_AT_TEMPLATE)
 Id = Union[str, int, float, UUID]
 Properties = Optional[Mapping[str, Any]]
 Timestamp = Union[datetime, date, None]
-
-
-def utc_now() -> datetime:
-    """Return the current time, timezone-aware in UTC (the default clock)."""
-    return datetime.now(timezone.utc)
 
 
 class TimeText:

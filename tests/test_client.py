@@ -202,3 +202,17 @@ def test_the_key_appears_in_no_log_record_or_error_text(
     texts = [record.getMessage() for record in caplog.records] + errors
     assert len(errors) == 2
     assert not [text for text in texts if ACCESS_KEY in text]
+
+
+@pytest.mark.parametrize(
+    "message_id",
+    [
+        pytest.param(10**5000, id="int-too-long-to-print"),
+        pytest.param(["not", "an", "id"], id="list"),
+        pytest.param(float("nan"), id="nan"),
+    ],
+)
+def test_a_filtered_track_checks_its_message_id_like_any_call(message_id: object) -> None:
+    client = gs.Client(ACCESS_KEY, track_whitelist=["Signed Up"], send=False)
+    with pytest.raises(gs.InvalidMessageError, match=r"^messageId: "):
+        client.track("u", "Page Viewed", message_id=message_id)  # type: ignore[arg-type]
