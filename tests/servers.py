@@ -6,10 +6,12 @@ precise or hostile one, byte by byte, for the transport's tests.
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Callable, Union
@@ -139,6 +141,14 @@ def trickle(data: bytes, every: float) -> Iterator[Step]:
     for index in range(len(data)):
         yield data[index : index + 1]
         yield every
+
+
+@functools.lru_cache(maxsize=1)
+def gzip_bomb() -> bytes:
+    """200 MB of zeros, gzipped to about 200 KB (made once: compressing takes seconds)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"\0" * (1024 * 1024)
+    return b"".join([*(compressor.compress(chunk) for _ in range(200)), compressor.flush()])
 
 
 def tls_context() -> ssl.SSLContext:

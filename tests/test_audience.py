@@ -348,6 +348,7 @@ def test_a_failed_leave_is_sent_again_by_the_next_sync(
 # --- large audiences -----------------------------------------------------------------------
 
 
+@pytest.mark.long
 def test_generator_of_200_000_members_is_diffed_without_holding_it_in_memory(
     audience: AudienceSync, collector: LocalCollector
 ) -> None:

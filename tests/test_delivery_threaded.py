@@ -138,6 +138,7 @@ def test_queue_full_warning_is_logged_once_per_interval(
         for _ in range(50):
             client.track("u", "Clicked")
     assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+    collector.release()
 
 
 def test_an_outage_logs_one_warning_per_interval(

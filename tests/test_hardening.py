@@ -7,7 +7,6 @@ in clear text. docs/reliability.md lists them with their figures.
 
 from __future__ import annotations
 
-import gzip
 import os
 import resource
 import signal
@@ -24,7 +23,7 @@ import pytest
 import gainsight_segment as gs
 
 from .conftest import ACCESS_KEY
-from .servers import ScriptedServer, Step, answer, elapsed, trickle
+from .servers import ScriptedServer, Step, answer, elapsed, gzip_bomb, trickle
 
 MARGIN = 0.5
 # Long enough for any sound run on a busy machine; a hang shows as this much and a failure.
@@ -257,7 +256,7 @@ def test_sync_mode_in_a_forked_child_never_gets_the_parents_answers() -> None:
 
 
 def test_a_compressed_error_body_is_never_inflated(clients: list[gs.Client]) -> None:
-    bomb = gzip.compress(b"\0" * (200 * 1024 * 1024), compresslevel=9)
+    bomb = gzip_bomb()
     script = [answer(400, bomb, {"Content-Encoding": "gzip"})]
     with ScriptedServer(lambda request: script) as server:
         client = client_for(server, clients, sync_mode=True)

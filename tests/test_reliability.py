@@ -278,6 +278,7 @@ def binomial_tolerance(p: float, n: int) -> float:
     return 5 * math.sqrt(p * (1 - p) / n)
 
 
+@pytest.mark.long
 def test_faults_every_message_arrives_duplicates_only_from_timeouts(
     collector_process: CollectorProcess,
 ) -> None:
@@ -696,6 +697,7 @@ PRODUCERS = 16
 PER_PRODUCER = 2_000
 
 
+@pytest.mark.long
 def test_16_producers_all_messages_arrive_without_deadlock(
     collector_process: CollectorProcess,
 ) -> None:
