@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ BASE_PROPERTIES: dict[str, Any] = {
     "title": "CEO",
 }
 EVENT_PATH = "/clickstream/segmentio/event"
+# Threads the benchmark starts itself carry this prefix; the rest belong to an SDK.
+BENCH_THREAD = "bench"
+SENDER_THREAD = "gainsight-segment-sender"
 # Enough for every peer run: Segment's default (10,000) would drop in the memory scenario.
 PEER_MAX_QUEUE = 200_000
 
@@ -103,11 +107,12 @@ class Contender:
                 with self._lock:
                     self.errors += 1
 
+            options.setdefault("exit_timeout", 0)
             self.ours = gs.Client(ACCESS_KEY, endpoint=endpoint, on_error=on_error, **options)
             self._queued = gs.Outcome.QUEUED
             self.track = self._track_ours
         elif sdk == "peer":
-            from segment.analytics import Client as PeerClient
+            from segment.analytics import Client as PeerClient  # type: ignore[import-untyped]
 
             def on_peer_error(error: Exception, batch: list[Any]) -> None:
                 with self._lock:
@@ -143,6 +148,60 @@ class Contender:
         """Messages delivered so far, when the SDK counts them."""
         return self.ours.stats().delivered if self.sdk == "ours" else None
 
+    def in_flight(self) -> int:
+        """Messages being sent right now (ours only; 0 for Segment's)."""
+        return self.ours.stats().in_flight if self.sdk == "ours" else 0
+
+
+class Sampler:
+    """Calls ``probe`` every ``interval`` seconds in a thread of its own, from time 0.
+
+    Keeps one row ``[seconds since start, *probe()]`` per tick (on a fixed grid, so that
+    a late tick does not shift the later ones). Use it as a context manager around the
+    measured span; an ``interval`` of 0 samples nothing.
+    """
+
+    def __init__(self, probe: Callable[[], list[float]], interval: float) -> None:
+        self.rows: list[list[float]] = []
+        self._probe = probe
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{BENCH_THREAD}-sampler")
+        self._started = 0.0
+
+    def __enter__(self) -> Sampler:
+        self._started = time.perf_counter()
+        if self._interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            elapsed = time.perf_counter() - self._started
+            self.rows.append([round(elapsed, 3), *self._probe()])
+            # The next point of the grid; a late tick skips those it missed.
+            ahead = (int(elapsed / self._interval) + 1) * self._interval - elapsed
+            if self._stop.wait(ahead):
+                return
+
+
+def sender_threads() -> int:
+    """Our sender threads alive (they are named ``gainsight-segment-sender-N``)."""
+    return sum(1 for t in threading.enumerate() if t.name.startswith(SENDER_THREAD))
+
+
+def sdk_threads() -> int:
+    """Threads alive that belong to an SDK (all but the main thread and the benchmark's)."""
+    main = threading.main_thread()
+    return sum(
+        1 for t in threading.enumerate() if t is not main and not t.name.startswith(BENCH_THREAD)
+    )
+
 
 def caller_cost(
     sdk: str,
@@ -152,16 +211,25 @@ def caller_cost(
     payload: int,
     warmup: int,
     workers: int | None = None,
+    max_queue_size: int | None = None,
+    sample: float = 0.0,
 ) -> dict[str, Any]:
     """Time ``calls`` track() calls split over ``threads`` producer threads.
 
     Reports, per call: the wall time of the whole burst (the caller's cost as an app sees
     it, background-thread contention for the GIL included), the producers' own CPU time,
     and the whole process's CPU time during the burst (the SDK's background threads too).
-    ``workers`` overrides our client's default number of sender threads (ours only).
+    ``workers`` overrides our client's default (adaptive) senders with a fixed pool (ours
+    only); ``max_queue_size`` raises either SDK's queue bound; ``sample`` > 0 counts the
+    SDK's threads (and our requests in flight) every ``sample`` seconds during the burst.
     """
     props = properties(payload)
-    contender = Contender(sdk, endpoint, **({} if workers is None else {"workers": workers}))
+    options: dict[str, Any] = {}
+    if workers is not None:
+        options["workers"] = workers
+    if max_queue_size is not None:
+        options["max_queue_size"] = max_queue_size
+    contender = Contender(sdk, endpoint, **options)
     for _ in range(warmup):
         contender.track(props)
     contender.flush()
@@ -182,15 +250,20 @@ def caller_cost(
         cpu[index] = time.thread_time() - started
         drops[index] = dropped
 
-    workers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    barrier.wait()
-    started, process_cpu = time.perf_counter(), self_cpu_seconds()
-    for worker in workers:
-        worker.join()
-    wall = time.perf_counter() - started
-    process_cpu = self_cpu_seconds() - process_cpu
+    producers = [
+        threading.Thread(target=produce, args=(i,), name=f"{BENCH_THREAD}-producer-{i}")
+        for i in range(threads)
+    ]
+    for producer in producers:
+        producer.start()
+    sampler = Sampler(lambda: [sdk_threads(), contender.in_flight()], sample)
+    with sampler:
+        barrier.wait()
+        started, process_cpu = time.perf_counter(), self_cpu_seconds()
+        for producer in producers:
+            producer.join()
+        wall = time.perf_counter() - started
+        process_cpu = self_cpu_seconds() - process_cpu
     total = per_thread * threads
     return {
         "us_per_call": wall / total * 1e6,
@@ -199,39 +272,79 @@ def caller_cost(
         "calls": total,
         "dropped": sum(drops),
         "pending_at_end": contender.pending(),
+        "sdk_threads_at_end": sdk_threads(),
+        "samples": sampler.rows,
         "errors": contender.errors,
     }
 
 
+def _control(endpoint: str, name: str) -> Any:
+    """Call one of the fast server's control endpoints (``reset``, ``stats``)."""
+    with urllib.request.urlopen(f"{endpoint}/_bench/{name}", timeout=30) as answer:
+        return json.loads(answer.read())
+
+
 def sdk_throughput(
-    sdk: str, endpoint: str, messages: int, workers: int, server_pid: int
+    sdk: str,
+    endpoint: str,
+    messages: int,
+    server_pid: int,
+    options: dict[str, Any] | None = None,
+    warmup: int = 10,
+    sample: float = 0.0,
+    server_stats: bool = False,
 ) -> dict[str, Any]:
-    """Events per second from the first track() to the end of flush()."""
+    """Events per second from the first track() to the end of flush().
+
+    ``options`` go to the client; ``warmup`` messages are sent and flushed first (not
+    timed). Also reports the process's CPU and the main (calling) thread's over the timed
+    span, so that the SDK's background threads' share is their difference. ``sample`` > 0
+    records our requests in flight and sender threads every ``sample`` seconds;
+    ``server_stats`` resets the fast server's statistics at the start and returns them.
+    """
     props = properties(0)
-    if sdk == "ours":
-        contender = Contender(sdk, endpoint, workers=workers, max_queue_size=messages + 1000)
-    else:
-        contender = Contender(sdk, endpoint)
-    for _ in range(max(workers * 2, 10)):
+    contender = Contender(sdk, endpoint, **(options or {}))
+    for _ in range(warmup):
         contender.track(props)
     contender.flush()
     before = contender.delivered()
     gc.collect()
-    server_cpu, own_cpu = cpu_seconds_of(server_pid), self_cpu_seconds()
-    started = time.perf_counter()
+    if server_stats:
+        _control(endpoint, "reset")
+    server_cpu, own_cpu, caller_cpu = cpu_seconds_of(server_pid), self_cpu_seconds(), 0.0
     dropped = 0
-    for _ in range(messages):
-        if not contender.track(props):
-            dropped += 1
-    contender.flush()
-    wall = time.perf_counter() - started
+    with Sampler(lambda: [contender.in_flight(), sender_threads()], sample) as sampler:
+        started, caller_cpu = time.perf_counter(), time.thread_time()
+        for _ in range(messages):
+            if not contender.track(props):
+                dropped += 1
+        contender.flush()
+        wall = time.perf_counter() - started
+        caller_cpu = time.thread_time() - caller_cpu
+    process_cpu = self_cpu_seconds() - own_cpu
     result: dict[str, Any] = {
         "events_per_s": messages / wall,
+        "wall_s": wall,
         "server_cpu": (cpu_seconds_of(server_pid) - server_cpu) / wall,
-        "client_cpu": (self_cpu_seconds() - own_cpu) / wall,
+        "client_cpu": process_cpu / wall,
+        "process_cpu_s": process_cpu,
+        "caller_cpu_s": caller_cpu,
         "dropped": dropped,
         "errors": contender.errors,
+        "samples": sampler.rows,
     }
+    if server_stats:
+        result["server"] = _control(endpoint, "stats")
+    if sdk == "ours":
+        import gainsight_segment
+
+        stats = contender.ours.stats()
+        result.update(
+            library=os.path.dirname(gainsight_segment.__file__),
+            failed=stats.failed,
+            retried=stats.retried,
+            dropped_total=stats.dropped,
+        )
     after = contender.delivered()
     if before is not None and after is not None:
         result["delivered"] = after - before
@@ -382,6 +495,36 @@ def memory(sdk: str, endpoint: str, messages: int) -> dict[str, Any]:
     }
 
 
+def idle(endpoint: str, seconds: float, every: float = 1.0) -> dict[str, Any]:
+    """Our client with default settings sends one message, then idles ``seconds``.
+
+    Reports the process's CPU seconds over the idle span and the sender threads alive
+    along it (counted from the main thread every ``every`` seconds, so that no sampler
+    thread of ours wakes the process more than that).
+    """
+    contender = Contender("ours", endpoint)
+    contender.track(properties(0))
+    contender.flush()
+    timeline = [[0.0, float(sender_threads())]]
+    started, cpu = time.perf_counter(), self_cpu_seconds()
+    tick = 0
+    while True:
+        tick += 1
+        due = min(tick * every, seconds)
+        time.sleep(max(0.0, started + due - time.perf_counter()))
+        timeline.append([round(time.perf_counter() - started, 3), float(sender_threads())])
+        if due >= seconds:
+            break
+    cpu = self_cpu_seconds() - cpu
+    return {
+        "cpu_s": cpu,
+        "threads_at_end": sender_threads(),
+        "sdk_threads_at_end": sdk_threads(),
+        "timeline": timeline,
+        "delivered": contender.delivered(),
+    }
+
+
 def _short_path(filename: str) -> str:
     """A source file's path from its package root (site-packages, the repo, the stdlib)."""
     parts = Path(filename).parts
@@ -454,6 +597,7 @@ def main() -> None:
         "load": load,
         "memory": memory,
         "memory_breakdown": memory_breakdown,
+        "idle": idle,
     }
     result = functions[workload](**spec)
     sys.stdout.write(json.dumps(result) + "\n")
