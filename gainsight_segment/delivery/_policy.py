@@ -160,31 +160,9 @@ def judge(
         The verdict: delivered, retry after a wait, or give up with an error.
     """
     if isinstance(outcome, Response):
-        status = outcome.status
-        if 200 <= status < 300:
+        if 200 <= outcome.status < 300:
             return DELIVERED
-        retryable = status in RETRYABLE_STATUSES
-        pushback = status in PUSHBACK_STATUSES
-        pause = None
-        if retryable:
-            pause = retry_after_seconds(outcome.header("Retry-After"), now)
-            if pause is not None:
-                pause = min(pause, policy.backoff_max)
-        if retryable and retries < policy.max_retries:
-            wait = policy.backoff(retries + 1, jitter)
-            return Verdict(
-                wait=wait if pause is None else max(wait, pause), pause=pause, pushback=pushback
-            )
-        if retryable:
-            reason = f"HTTP {status} after {retries} retries"
-        elif 300 <= status < 400:
-            reason = f"HTTP {status}: redirects are not followed"
-        else:
-            reason = f"HTTP {status}: not retried"
-        error = _error(
-            reason, "http_status", retries, message_id, status, excerpt(outcome.body, scrub)
-        )
-        return Verdict(error=error, pause=pause, pushback=pushback)
+        return _judge_status(outcome, retries, policy, jitter, now, scrub, message_id)
     kind = outcome.kind
     if kind != "tls" and retries < policy.max_retries:
         return Verdict(wait=policy.backoff(retries + 1, jitter))
@@ -193,6 +171,40 @@ def judge(
     if kind != "tls":
         reason += f" (after {retries} retries)"
     return Verdict(error=_error(reason, kind, retries, message_id))
+
+
+def _judge_status(
+    response: Response,
+    retries: int,
+    policy: RetryPolicy,
+    jitter: float,
+    now: float,
+    scrub: Scrubber,
+    message_id: str | None,
+) -> Verdict:
+    """The verdict on an answer that is not a 2xx."""
+    status = response.status
+    retryable = status in RETRYABLE_STATUSES
+    pushback = status in PUSHBACK_STATUSES
+    pause = None
+    if retryable:
+        pause = retry_after_seconds(response.header("Retry-After"), now)
+        if pause is not None:
+            pause = min(pause, policy.backoff_max)
+    if retryable and retries < policy.max_retries:
+        wait = policy.backoff(retries + 1, jitter)
+        return Verdict(
+            wait=wait if pause is None else max(wait, pause), pause=pause, pushback=pushback
+        )
+    if retryable:
+        reason = f"HTTP {status} after {retries} retries"
+    elif 300 <= status < 400:
+        reason = f"HTTP {status}: redirects are not followed"
+    else:
+        reason = f"HTTP {status}: not retried"
+    body = excerpt(response.body, scrub)
+    error = _error(reason, "http_status", retries, message_id, status, body)
+    return Verdict(error=error, pause=pause, pushback=pushback)
 
 
 def _error(
