@@ -181,14 +181,15 @@ class RequestsTransport(_ForkAware):
 
 
 class DefaultTransport(_ForkAware):
-    """The client's own transport: a pooled ``requests.Session``, fast and mockable.
+    """The client's own transport: pooled connections, fast, and seen by users' mocks.
 
-    Requests go straight to the session's connection pool, without requests'
-    per-request layer, which costs more CPU than the HTTP exchange itself. While
-    ``requests`` is patched (``responses``, ``requests-mock`` and other mocks patch
-    ``HTTPAdapter.send`` or ``Session.send``), and whenever proxies are set, requests go
-    through ``Session.send`` instead, so that mocks see every request. Either way a whole
-    attempt ends within ``timeout`` (plus scheduling), however slowly the server answers.
+    Requests go straight to a urllib3 connection pool of its own, set up with requests'
+    TLS defaults, without requests' per-request layer, which costs more CPU than the HTTP
+    exchange itself. While ``requests`` is patched (``responses``, ``requests-mock`` and
+    other mocks patch ``HTTPAdapter.send`` or ``Session.send``), and whenever proxies are
+    set, requests go through a ``requests.Session`` of its own instead, by
+    ``Session.send``, so that mocks see every request. Either way a whole attempt ends
+    within ``timeout`` (plus scheduling), however slowly the server answers.
 
     Args:
         verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
@@ -209,7 +210,7 @@ class DefaultTransport(_ForkAware):
         self._pool_size = pool_size
         self._clock = AttemptClock()
         self._classes = pool_classes(self._clock)
-        self._timeouts: dict[float, urllib3.Timeout] = {}
+        self._limits = (0.0, urllib3.Timeout())  # the last timeout, made once
         self._open()
 
     def _open(self) -> None:
@@ -244,9 +245,10 @@ class DefaultTransport(_ForkAware):
 
     def _send_direct(self, request: Request, timeout: float) -> Response:
         pool, target = self._pool(request.url)
-        limits = self._timeouts.get(timeout)
-        if limits is None:
-            limits = self._timeouts[timeout] = urllib3.Timeout(connect=timeout, read=timeout)
+        seconds, limits = self._limits
+        if seconds != timeout:
+            limits = urllib3.Timeout(connect=timeout, read=timeout)
+            self._limits = (timeout, limits)
         try:
             raw = pool.urlopen(
                 request.method,
