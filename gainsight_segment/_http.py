@@ -128,12 +128,25 @@ def _send_through_session(session: requests.Session, request: Request, timeout: 
     return Response(answer.status_code, headers, _decoded(body, headers.get("Content-Encoding")))
 
 
-_GENUINE = (requests.adapters.HTTPAdapter.send, requests.Session.send)
+# Where requests' own sending methods are defined: anything else in their place is a mock.
+_GENUINE = (("requests.adapters", "HTTPAdapter.send"), ("requests.sessions", "Session.send"))
 
 
-def _requests_is_patched() -> bool:
-    """Whether something (a mock) replaced the methods requests sends through."""
-    return (requests.adapters.HTTPAdapter.send, requests.Session.send) != _GENUINE
+def _sending_methods() -> tuple[object, object]:
+    return requests.adapters.HTTPAdapter.send, requests.Session.send
+
+
+def _is_patched(methods: tuple[object, object]) -> bool:
+    """Whether something (a mock) replaced the methods requests sends through.
+
+    Judged by where the methods come from, not by identity with what was there when this
+    module was imported: a mock may have been started before.
+    """
+    found = tuple(
+        (getattr(method, "__module__", None), getattr(method, "__qualname__", None))
+        for method in methods
+    )
+    return found != _GENUINE
 
 
 class _ForkAware:
@@ -211,6 +224,8 @@ class DefaultTransport(_ForkAware):
         self._clock = AttemptClock()
         self._classes = pool_classes(self._clock)
         self._limits = (0.0, urllib3.Timeout())  # the last timeout, made once
+        self._methods = _sending_methods()
+        self._patched = _is_patched(self._methods)  # judged again when the methods change
         self._open()
 
     def _open(self) -> None:
@@ -237,11 +252,17 @@ class DefaultTransport(_ForkAware):
         clock = self._clock
         clock.deadline = time.monotonic() + timeout
         try:
-            if self._proxies or _requests_is_patched():
+            if self._proxies or self._mocked():
                 return _send_through_session(self._session, request, timeout)
             return self._send_direct(request, timeout)
         finally:
             clock.deadline = None
+
+    def _mocked(self) -> bool:
+        methods = _sending_methods()
+        if methods != self._methods:
+            self._methods, self._patched = methods, _is_patched(methods)
+        return self._patched
 
     def _send_direct(self, request: Request, timeout: float) -> Response:
         pool, target = self._pool(request.url)

@@ -8,6 +8,9 @@ the mock does not know.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -161,3 +164,26 @@ def test_a_session_of_yours_refuses_settings_it_owns(options: dict[str, Any], me
 def test_a_session_must_be_a_requests_session() -> None:
     with pytest.raises(gs.ConfigurationError, match=r"requests\.Session"):
         gs.Client(ACCESS_KEY, session=object())  # type: ignore[arg-type]
+
+
+def test_a_mock_started_before_the_library_is_imported_still_sees_every_request() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        import responses
+
+        with responses.RequestsMock() as mock:
+            mock.add(responses.POST, sys.argv[2], json={"status": "ok"})
+            import gainsight_segment as gs
+
+            client = gs.Client(sys.argv[1], max_retries=0, sync_mode=True)
+            print(client.track("123", "Account Created").outcome.value, len(mock.calls))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, ACCESS_KEY, URL],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout == "sent 1\n", done.stderr
