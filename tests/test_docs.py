@@ -231,9 +231,11 @@ def docs_client(
     monkeypatch.setattr(socket.socket, "connect_ex", _refuse_remote(socket.socket.connect_ex))
     monkeypatch.chdir(tmp_path)
     collectors.clear()
+    sigterm = signal.getsignal(signal.SIGTERM)  # an example may call flush_on_sigterm()
     yield created
     for client in created:
         client.shutdown(timeout=10)
+    signal.signal(signal.SIGTERM, sigterm)
 
 
 def _timeout(signum: int, frame: object) -> None:
