@@ -83,8 +83,11 @@ class SphinxRolesToAutorefs(griffe.Extension):
             if obj.is_function:
                 for parameter in obj.parameters:  # type: ignore[attr-defined]
                     parameter.default = _constant_value(parameter.default, pkg)
-                    parameter.annotation = _expand_aliases(parameter.annotation, pkg)
-                obj.returns = _expand_aliases(obj.returns, pkg)  # type: ignore[attr-defined]
+                    parameter.annotation = _modernize(_expand_aliases(parameter.annotation, pkg))
+                returns = _expand_aliases(obj.returns, pkg)  # type: ignore[attr-defined]
+                obj.returns = _modernize(returns)  # type: ignore[attr-defined]
+            elif obj.is_attribute:
+                obj.annotation = _modernize(obj.annotation)  # type: ignore[attr-defined]
 
     @staticmethod
     def _public_paths(pkg: griffe.Module) -> dict[str, str]:
@@ -250,6 +253,23 @@ def _constant_value(default: object, pkg: griffe.Module) -> object:
     if target is not None and target.name.isupper() and isinstance(target.value, str):
         return target.value
     return default
+
+
+def _modernize(expr: object) -> object:
+    """``Union[X, Y]`` and ``Optional[X]`` as ``X | Y`` and ``X | None``, at any depth.
+
+    mkdocstrings' ``modernize_annotations`` rewrites only the outermost expression: a
+    ``Union`` inside ``... | None`` (as a type alias expands) would keep its old spelling.
+    """
+    if not (isinstance(expr, griffe.Expr) and dataclasses.is_dataclass(expr)):
+        return expr
+    for field in dataclasses.fields(expr):
+        value = getattr(expr, field.name)
+        if isinstance(value, griffe.Expr):
+            setattr(expr, field.name, _modernize(value))
+        elif isinstance(value, list):
+            setattr(expr, field.name, [_modernize(item) for item in value])
+    return expr.modernize()
 
 
 def _expand_aliases(expr: object, pkg: griffe.Module, depth: int = 0) -> object:
