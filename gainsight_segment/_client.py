@@ -51,8 +51,9 @@ class Client:
 
     Example:
         >>> import gainsight_segment as gs
-        >>> with gs.Client("35a84f9e-7084-47a1-b8a5-593444e9e862", send=False) as client:
-        ...     client.track("123", "Account Created", {"accountId": "o283h08fh2390f923uofu23"})
+        >>> key = "35a84f9e-7084-47a1-b8a5-593444e9e862"
+        >>> with gs.Client(key, send=False) as client:
+        ...     client.track("123", "Account Created", {"accountId": "o283h08f"})
         ...     # doctest: +ELLIPSIS
         Receipt(message_id='...', outcome=<Outcome.DRY_RUN: 'dry_run'>, error=None)
 

@@ -17,8 +17,10 @@ The convention, for anyone writing docs/*.md or README.md:
   with the key in ``GAINSIGHT_ACCESS_KEY`` (set here to that example key). While a block runs,
   ``gainsight_segment.Client`` is a subclass that sends to a ``LocalCollector`` on loopback
   whatever the real client would send to a non-loopback endpoint, the default one included; an
-  example that starts its own collector and passes its endpoint keeps it. Connections to any
-  address other than loopback are refused outright, so no example can reach the internet.
+  example that starts its own collector and passes its endpoint keeps it, and so does one that
+  creates its client while ``requests`` is mocked (``responses``, ``requests-mock``), since the
+  mock answers. Connections to any address other than loopback are refused outright, so no
+  example can reach the internet.
 - After each block, the clients it left open are shut down, and every request the collectors
   received must have been accepted.
 """
@@ -39,6 +41,7 @@ import attrs
 import pytest
 
 import gainsight_segment
+from gainsight_segment._http import _requests_is_patched
 from gainsight_segment._settings import (
     ACCESS_KEY_ENV,
     DEFAULT_ENDPOINT,
@@ -52,6 +55,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 EXAMPLE_KEY = "35a84f9e-7084-47a1-b8a5-593444e9e862"
 BLOCK_TIMEOUT = 60
+# What fits the content column of the site at 1280 px (scripts/check_docs_layout.py checks the
+# rendered pages in a browser).
+MAX_COLUMNS = 80
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 _NO_TEST = re.compile(r"^[ \t]*<!--[ \t]*no-test:(?P<reason>.*?)-->[ \t]*$")
@@ -129,6 +135,16 @@ def test_a_block_that_is_not_run_says_why_and_compiles(block: Block) -> None:
     compile(block.code, block.id, "exec")
 
 
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[block.id for block in PYTHON_BLOCKS])
+def test_an_example_fits_the_column(block: Block) -> None:
+    long = [
+        f"line {block.line + number}: {len(line)} columns"
+        for number, line in enumerate(block.code.splitlines(), 1)
+        if len(line) > MAX_COLUMNS
+    ]
+    assert long == [], f"{block.id}: wrap at {MAX_COLUMNS} columns"
+
+
 @pytest.mark.parametrize("path", DOC_FILES, ids=[path.name for path in DOC_FILES])
 def test_every_no_test_marker_sits_right_before_a_python_block(path: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -203,7 +219,8 @@ def docs_client(
             # Validate as the real client does first, so that examples of bad settings raise.
             key = AccessKey.parse(access_key)
             url = normalize_endpoint(endpoint)
-            if not _is_loopback(urlsplit(url).hostname or ""):
+            mocked = _requests_is_patched()  # the mock answers; the socket guard stays
+            if not _is_loopback(urlsplit(url).hostname or "") and not mocked:
                 url = collectors.endpoint_for(key.secret)
             super().__init__(access_key, endpoint=url, **options)
             created.append(self)
@@ -214,9 +231,11 @@ def docs_client(
     monkeypatch.setattr(socket.socket, "connect_ex", _refuse_remote(socket.socket.connect_ex))
     monkeypatch.chdir(tmp_path)
     collectors.clear()
+    sigterm = signal.getsignal(signal.SIGTERM)  # an example may call flush_on_sigterm()
     yield created
     for client in created:
         client.shutdown(timeout=10)
+    signal.signal(signal.SIGTERM, sigterm)
 
 
 def _timeout(signum: int, frame: object) -> None:

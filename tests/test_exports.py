@@ -1,9 +1,10 @@
-"""The public API is exactly what docs/api.md documents, and every part of it is documented.
+"""The public API is exactly what the pages of docs/api/ document, and all of it is documented.
 
 Each public package (``gainsight_segment`` and its ``outbox``, ``sync``, ``testing`` and
-``transport``) lists its names in a sorted ``__all__``, and the API page has one
-``::: PACKAGE.NAME`` entry per name: adding a name to an ``__all__`` without documenting it (or
-the reverse) fails here.
+``transport``, and the fixtures of ``pytest_plugin``) lists its names in a sorted ``__all__``,
+and the API pages, together, have one ``::: PACKAGE.NAME`` entry per name and no other entry:
+adding a name to an ``__all__`` without documenting it (or the reverse), documenting a name
+twice or on two pages, or documenting an internal name fails here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import inspect
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from types import ModuleType
 
@@ -20,12 +22,14 @@ import pytest
 
 import gainsight_segment
 from gainsight_segment import _version, sync
+from gainsight_segment._errors import DeliveryErrorKind
 
-API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+API_DIR = Path(__file__).resolve().parent.parent / "docs" / "api"
 _ENTRY = re.compile(r"^:::[ \t]+(gainsight_segment(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*$", re.M)
 PACKAGES = [
     "gainsight_segment",
     "gainsight_segment.outbox",
+    "gainsight_segment.pytest_plugin",
     "gainsight_segment.sync",
     "gainsight_segment.testing",
     "gainsight_segment.transport",
@@ -36,9 +40,17 @@ def package(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def api_pages() -> list[Path]:
+    return sorted(API_DIR.rglob("*.md"))
+
+
 def documented() -> list[str]:
-    """The targets of the ``:::`` entries of the API page, in page order."""
-    return _ENTRY.findall(API_PAGE.read_text(encoding="utf-8"))
+    """The targets of the ``:::`` entries of every API page, page by page, in page order."""
+    return [
+        target
+        for page in api_pages()
+        for target in _ENTRY.findall(page.read_text(encoding="utf-8"))
+    ]
 
 
 def documented_names(package_name: str) -> set[str]:
@@ -81,6 +93,25 @@ def test_all_is_exactly_what_the_api_page_documents(name: str) -> None:
 def test_each_name_is_documented_once() -> None:
     entries = documented()
     assert len(entries) == len(set(entries))
+
+
+def test_the_api_pages_document_nothing_but_the_public_names() -> None:
+    public = {f"{owner}.{name}" for owner, name in public_names()}
+    assert [target for target in documented() if target not in public] == []
+
+
+def test_there_are_api_pages_and_every_one_is_in_the_nav() -> None:
+    pages = api_pages()
+    assert len(pages) > 1
+    nav = (API_DIR.parent.parent / "mkdocs.yml").read_text(encoding="utf-8")
+    for page in pages:
+        assert f"api/{page.relative_to(API_DIR).as_posix()}" in nav, page
+
+
+def test_every_delivery_error_kind_is_explained_on_the_errors_page() -> None:
+    page = (API_DIR / "results.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z_]+)` \|", page, re.M)
+    assert rows[1:] == list(typing.get_args(DeliveryErrorKind))  # rows[0] is the heading
 
 
 @pytest.mark.parametrize(("owner", "name"), public_names())

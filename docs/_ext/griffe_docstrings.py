@@ -16,6 +16,14 @@ extension rewrites, in the package's docstrings only:
 It also makes signatures readable without the source at hand: a default that names a module
 constant (``timeout=DEFAULT_TIMEOUT``) shows the constant's value (``timeout=10.0``), and a
 private type alias in an annotation (``user_id: Id | None``) shows what it stands for.
+
+And it fills two gaps of the reference pages:
+
+- an instance attribute set from an ``__init__`` parameter of the same name
+  (``self.status = status``) takes that parameter's annotation, so that the class's
+  ``Attributes`` section shows its type;
+- an enumeration's members are shown as one table (member, value, meaning) in the class's
+  docstring instead of one entry each; a link to a member goes to the enumeration.
 """
 
 from __future__ import annotations
@@ -28,8 +36,15 @@ from typing import Any
 import griffe
 
 PACKAGE = "gainsight_segment"
-# Modules whose ``__all__`` names are documented in docs/api.md.
-PUBLIC_MODULES = (PACKAGE, f"{PACKAGE}.sync", f"{PACKAGE}.testing")
+# Modules whose ``__all__`` names are documented under docs/api/.
+PUBLIC_MODULES = (
+    PACKAGE,
+    f"{PACKAGE}.transport",
+    f"{PACKAGE}.outbox",
+    f"{PACKAGE}.sync",
+    f"{PACKAGE}.testing",
+)
+_ENUM_BASES = frozenset({"enum.Enum", "enum.IntEnum", "enum.StrEnum", "enum.Flag", "enum.IntFlag"})
 
 _ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|data|exc|obj|mod):`(~?)([\w.]+)(?:\(\))?`")
 _EXAMPLE_HEADING = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)
@@ -50,6 +65,12 @@ class SphinxRolesToAutorefs(griffe.Extension):
         if pkg.path != PACKAGE:
             return
         public = self._public_paths(pkg)
+        folded: dict[str, str] = {}
+        for obj in list(_walk(pkg)):
+            if obj.is_class:
+                _type_attributes_from_init(obj)  # type: ignore[arg-type]
+                folded.update(_fold_enum_members(obj))  # type: ignore[arg-type]
+        self._folded = folded
         for obj in _walk(pkg):
             if obj.docstring is None:
                 continue
@@ -62,8 +83,11 @@ class SphinxRolesToAutorefs(griffe.Extension):
             if obj.is_function:
                 for parameter in obj.parameters:  # type: ignore[attr-defined]
                     parameter.default = _constant_value(parameter.default, pkg)
-                    parameter.annotation = _expand_aliases(parameter.annotation, pkg)
-                obj.returns = _expand_aliases(obj.returns, pkg)  # type: ignore[attr-defined]
+                    parameter.annotation = _modernize(_expand_aliases(parameter.annotation, pkg))
+                returns = _expand_aliases(obj.returns, pkg)  # type: ignore[attr-defined]
+                obj.returns = _modernize(returns)  # type: ignore[attr-defined]
+            elif obj.is_attribute:
+                obj.annotation = _modernize(obj.annotation)  # type: ignore[attr-defined]
 
     @staticmethod
     def _public_paths(pkg: griffe.Module) -> dict[str, str]:
@@ -111,11 +135,85 @@ class SphinxRolesToAutorefs(griffe.Extension):
         short, target = match.group(1), match.group(2)
         text = target.rsplit(".", 1)[-1] if short else target
         canonical = self._find(target, obj, pkg)
+        if canonical is None and "." in target:
+            # A member folded into its enumeration's table: link to the enumeration.
+            owner, _, name = target.rpartition(".")
+            found = self._find(owner, obj, pkg)
+            if found is not None and f"{found}.{name}" in self._folded:
+                canonical = found
         if canonical is not None:
+            canonical = _rendered(canonical, pkg)
             for prefix in sorted(public, key=len, reverse=True):
                 if canonical == prefix or canonical.startswith(prefix + "."):
                     return f"[`{text}`][{public[prefix]}{canonical[len(prefix) :]}]"
         return f"`{text}`"
+
+
+def _rendered(canonical: str, pkg: griffe.Module) -> str:
+    """The path of the entry that shows ``canonical``: an attribute's own, or its class's.
+
+    An attribute with no docstring of its own has no entry (it is described in its class's
+    ``Attributes`` section, if anywhere), so a link to it goes to its class.
+    """
+    obj = pkg.modules_collection.get_member(canonical)
+    parent = getattr(obj, "parent", None)
+    if obj is not None and obj.is_attribute and obj.docstring is None and parent is not None:
+        return str(parent.path) if parent.is_class else canonical
+    return canonical
+
+
+def _is_enum(cls: griffe.Class) -> bool:
+    for base in cls.bases:
+        try:
+            path = base.canonical_path if isinstance(base, griffe.Expr) else str(base)
+        except Exception:  # an unresolvable base is not an enumeration's
+            continue
+        if path in _ENUM_BASES:
+            return True
+    return False
+
+
+def _fold_enum_members(cls: griffe.Class) -> dict[str, str]:
+    """Replace an enumeration's member entries by a table in its docstring.
+
+    Returns the path of each member removed, mapped to the enumeration's path.
+    """
+    if not _is_enum(cls) or cls.docstring is None:
+        return {}
+    members = [
+        member
+        for member in cls.members.values()
+        if not member.is_alias
+        and member.is_attribute
+        and member.name.isupper()
+        and member.value is not None
+    ]
+    if not members:
+        return {}
+    rows = ["| Member | Value | Meaning |", "| --- | --- | --- |"]
+    for member in members:
+        meaning = " ".join((member.docstring.value if member.docstring else "").split())
+        rows.append(f"| `{member.name}` | `{member.value}` | {meaning} |")
+        cls.del_member(member.name)
+    cls.docstring.value = cls.docstring.value.rstrip() + "\n\n" + "\n".join(rows) + "\n"
+    return {member.path: cls.path for member in members}
+
+
+def _type_attributes_from_init(cls: griffe.Class) -> None:
+    """Give ``self.name = name`` in ``__init__`` the annotation of the parameter ``name``."""
+    init = cls.members.get("__init__")
+    if init is None or init.is_alias or not init.is_function:
+        return
+    annotations = {
+        parameter.name: parameter.annotation
+        for parameter in init.parameters  # type: ignore[union-attr]
+        if parameter.annotation is not None
+    }
+    for member in cls.members.values():
+        if member.is_alias or not member.is_attribute or member.annotation is not None:
+            continue
+        if str(member.value) == member.name and member.name in annotations:
+            member.annotation = annotations[member.name]
 
 
 def _lookup(path: str, pkg: griffe.Module) -> str | None:
@@ -155,6 +253,23 @@ def _constant_value(default: object, pkg: griffe.Module) -> object:
     if target is not None and target.name.isupper() and isinstance(target.value, str):
         return target.value
     return default
+
+
+def _modernize(expr: object) -> object:
+    """``Union[X, Y]`` and ``Optional[X]`` as ``X | Y`` and ``X | None``, at any depth.
+
+    mkdocstrings' ``modernize_annotations`` rewrites only the outermost expression: a
+    ``Union`` inside ``... | None`` (as a type alias expands) would keep its old spelling.
+    """
+    if not (isinstance(expr, griffe.Expr) and dataclasses.is_dataclass(expr)):
+        return expr
+    for field in dataclasses.fields(expr):
+        value = getattr(expr, field.name)
+        if isinstance(value, griffe.Expr):
+            setattr(expr, field.name, _modernize(value))
+        elif isinstance(value, list):
+            setattr(expr, field.name, [_modernize(item) for item in value])
+    return expr.modernize()
 
 
 def _expand_aliases(expr: object, pkg: griffe.Module, depth: int = 0) -> object:

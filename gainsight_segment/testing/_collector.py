@@ -55,7 +55,9 @@ class LocalCollector:
     Use it as a context manager::
 
         with LocalCollector() as collector:
-            client = gainsight_segment.Client(DEMO_ACCESS_KEY, endpoint=collector.endpoint)
+            client = gainsight_segment.Client(
+                DEMO_ACCESS_KEY, endpoint=collector.endpoint
+            )
             client.track("123", "Account Created", {"accountId": "o283"})
             client.flush()
             assert collector.messages[0]["event"] == "Account Created"

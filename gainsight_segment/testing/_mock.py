@@ -28,7 +28,9 @@ class MockTransport:
         >>> from gainsight_segment.transport import Response
         >>> transport = MockTransport(lambda request: Response(400, body=b"bad"))
         >>> client = gs.Client(
-        ...     "35a84f9e-7084-47a1-b8a5-593444e9e862", transport=transport, sync_mode=True
+        ...     "35a84f9e-7084-47a1-b8a5-593444e9e862",
+        ...     transport=transport,
+        ...     sync_mode=True,
         ... )
         >>> client.track("123", "Account Created").error.status
         400
@@ -37,6 +39,9 @@ class MockTransport:
 
     Args:
         handler: Answers each request; by default every request gets a 200.
+
+    Attributes:
+        closed: Whether the client that used it has shut down (see :meth:`close`).
     """
 
     def __init__(self, handler: Handler = _accept) -> None:

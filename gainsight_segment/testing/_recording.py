@@ -51,10 +51,10 @@ class RecordingClient(Client):
 
     Example:
         >>> client = RecordingClient()
-        >>> client.identify("123", {"accountId": "o283h08fh2390f923uofu23"}).outcome.value
+        >>> client.identify("123", {"accountId": "o283h08f"}).outcome.value
         'sent'
         >>> client.identifies()[0]["traits"]
-        {'accountId': 'o283h08fh2390f923uofu23'}
+        {'accountId': 'o283h08f'}
 
     Args:
         access_key: The access key, validated as ``Client`` validates it;
