@@ -41,7 +41,7 @@ import attrs
 import pytest
 
 import gainsight_segment
-from gainsight_segment._http import _requests_is_patched
+from gainsight_segment._http import _is_patched, _sending_methods
 from gainsight_segment._settings import (
     ACCESS_KEY_ENV,
     DEFAULT_ENDPOINT,
@@ -219,7 +219,7 @@ def docs_client(
             # Validate as the real client does first, so that examples of bad settings raise.
             key = AccessKey.parse(access_key)
             url = normalize_endpoint(endpoint)
-            mocked = _requests_is_patched()  # the mock answers; the socket guard stays
+            mocked = _is_patched(_sending_methods())  # the mock answers; the socket guard stays
             if not _is_loopback(urlsplit(url).hostname or "") and not mocked:
                 url = collectors.endpoint_for(key.secret)
             super().__init__(access_key, endpoint=url, **options)
