@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Callable, NamedTuple, Protocol
 
 from gainsight_segment._errors import DeliveryError, TransportError
-from gainsight_segment.transport import Request, Response, Transport
+from gainsight_segment._exchange import Request, Response, Transport
 
 from ._body import message_id, with_sent_at
 from ._callbacks import logger

@@ -7,9 +7,9 @@ import time
 from typing import Protocol
 
 from gainsight_segment._errors import DeliveryError, DeliveryErrorKind
+from gainsight_segment._exchange import Transport, TransportFactory
 from gainsight_segment._message import Message
 from gainsight_segment._receipt import Outcome, Receipt
-from gainsight_segment.transport import Transport, TransportFactory
 
 from ._attempts import Attempts, Result
 from ._body import message_id

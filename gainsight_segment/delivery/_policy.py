@@ -14,7 +14,7 @@ from typing import Union
 import attrs
 
 from gainsight_segment._errors import DeliveryError, DeliveryErrorKind, TransportError
-from gainsight_segment.transport import Response
+from gainsight_segment._exchange import Response
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Statuses retried with backoff; every other non-2xx status is permanent."""
