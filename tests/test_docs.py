@@ -27,10 +27,12 @@ The convention, for anyone writing docs/*.md or README.md:
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import runpy
 import signal
 import socket
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,3 +267,39 @@ def test_example_runs(
     for client in docs_client:
         client.shutdown(timeout=10)
     assert collectors.rejected() == [], f"{block.id}: the collector refused requests"
+
+
+# Pages that must not drift from the code ------------------------------------------------------
+
+
+def _figures_script() -> Any:
+    name = "reliability_figures"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+FIGURES = _figures_script()
+RERENDER = "run `python scripts/reliability_figures.py --render` (or rerun the scenarios)"
+
+
+def test_the_reliability_figures_are_what_the_committed_json_renders_to() -> None:
+    page = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    rendered = FIGURES.render(page, FIGURES.load())
+    generated = FIGURES.sections(page)
+    assert {"verdict", "summary", "hardening", "run", "faults", "outbox"} <= set(generated)
+    for name, text in FIGURES.sections(rendered).items():
+        assert generated[name] == text, f"the {name!r} section was edited by hand: {RERENDER}"
+    assert rendered == page, RERENDER
+
+
+def test_every_scenario_the_tests_record_has_figures() -> None:
+    recorded = FIGURES.recorded_names(sorted((ROOT / "tests").glob("test_*.py")))
+    assert len(recorded) >= 20, "the scenarios' names are no longer found"
+    names = [record["scenario"] for record in FIGURES.load()["scenarios"]]
+    missing = [name for name, pattern in recorded if not any(pattern.fullmatch(n) for n in names)]
+    assert missing == [], f"no figures for {missing}: run `python scripts/reliability_figures.py`"
