@@ -27,7 +27,9 @@ The convention, for anyone writing docs/*.md or README.md:
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
 import re
 import runpy
 import signal
@@ -270,6 +272,41 @@ def test_example_runs(
 
 
 # Pages that must not drift from the code ------------------------------------------------------
+
+
+def _table_under(path: Path, heading: str) -> list[list[str]]:
+    """The rows (cells stripped, header and rule left out) of the first table under a heading."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index(heading)
+    rows: list[list[str]] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif rows:
+            break
+    return rows[2:]
+
+
+def _documented_default(cell: str) -> Any:
+    code = re.match(r"`([^`]+)`", cell)
+    assert code, f"the default {cell!r} starts with no `code`"
+    return ast.literal_eval(code.group(1))
+
+
+def test_the_configuration_table_lists_every_setting_with_its_default() -> None:
+    rows = _table_under(ROOT / "docs" / "configuration.md", "## All settings")
+    fields = attrs.fields(gainsight_segment.Settings)
+    client_defaults = inspect.signature(gainsight_segment.Client).parameters
+    assert [row[0] for row in rows] == [f"`{field.name}`" for field in fields]
+    for row, field in zip(rows, fields):
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        # The Settings default, or the Client's (proxies=None makes an empty mapping).
+        expected = {repr(default), repr(client_defaults[field.name].default)}
+        assert repr(_documented_default(row[1])) in expected, (field.name, row[1])
 
 
 def _figures_script() -> Any:
