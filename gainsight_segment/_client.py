@@ -316,7 +316,9 @@ class Client:
 
         Returns:
             ``True`` if everything settled in time; ``False`` if the deadline passed, in
-            which case the rest stays queued and :meth:`stats` shows how much.
+            which case the rest stays queued and :meth:`stats` shows how much. Called from
+            ``on_error`` or ``on_success`` (or a transport), it returns ``False`` at once:
+            the message whose callback runs cannot settle while it waits.
         """
         return self._engine.flush(timeout)
 
@@ -324,8 +326,10 @@ class Client:
         """Flush, then stop the sender threads and close connections. Idempotent.
 
         Messages still queued or in flight when the deadline passes are reported to
-        ``on_error`` and counted as dropped or failed. Later ``identify``, ``track`` and
-        ``group`` calls raise :class:`ClientClosedError`; ``flush`` returns at once.
+        ``on_error`` and counted as dropped or failed; a call waiting for room in a full
+        queue is woken, its message dropped. Later ``identify``, ``track`` and ``group``
+        calls raise :class:`ClientClosedError`; ``flush`` returns at once. If any message
+        was not delivered, one warning logs the totals by kind.
 
         Args:
             timeout: Seconds for the whole shutdown; ``None`` waits until delivery ends.
@@ -333,7 +337,9 @@ class Client:
         Returns:
             ``True`` if every message was delivered or given up (and reported) before the
             deadline; ``False`` if the deadline cut delivery short. A later or concurrent
-            call waits for the first one and returns its answer.
+            call waits for the first one (within its own deadline) and returns its answer;
+            a call from ``on_error`` or ``on_success`` returns ``False`` at once, leaving
+            the waiting to another call or the exit flush.
         """
         return self._engine.shutdown(timeout)
 

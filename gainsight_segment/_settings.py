@@ -362,7 +362,8 @@ class Settings:
             ``GAINSIGHT_ACCESS_KEY`` when not given.
         track_whitelist: The track events that are sent; empty sends every track.
         endpoint: Base URL of the Gainsight event endpoint, without trailing slash.
-        timeout: Seconds to wait for a connection and for a response, per attempt.
+        timeout: Seconds one attempt may take, from connecting to the last byte of the
+            answer (through a ``session`` of yours: for the connection and each read).
         max_retries: Retries after the first attempt for retryable failures.
         backoff_factor: Base of the exponential backoff between retries, in seconds.
         backoff_max: Longest wait between two attempts, ``Retry-After`` included.
@@ -371,7 +372,7 @@ class Settings:
             with an ``outbox``, only writes (a relay process delivers).
         max_workers: The most sender threads, i.e. requests in flight at once, when
             ``workers`` is ``None``.
-        max_queue_size: Messages that may wait in the queue.
+        max_queue_size: Messages that may wait in the queue for a sender.
         on_queue_full: ``"drop"`` the new message (counted and reported) or ``"block"``
             the caller for up to ``block_timeout`` seconds, then drop.
         block_timeout: Longest wait of a blocked caller when ``on_queue_full="block"``.

@@ -27,10 +27,14 @@ The convention, for anyone writing docs/*.md or README.md:
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import inspect
 import re
 import runpy
 import signal
 import socket
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,3 +269,74 @@ def test_example_runs(
     for client in docs_client:
         client.shutdown(timeout=10)
     assert collectors.rejected() == [], f"{block.id}: the collector refused requests"
+
+
+# Pages that must not drift from the code ------------------------------------------------------
+
+
+def _table_under(path: Path, heading: str) -> list[list[str]]:
+    """The rows (cells stripped, header and rule left out) of the first table under a heading."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index(heading)
+    rows: list[list[str]] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif rows:
+            break
+    return rows[2:]
+
+
+def _documented_default(cell: str) -> Any:
+    code = re.match(r"`([^`]+)`", cell)
+    assert code, f"the default {cell!r} starts with no `code`"
+    return ast.literal_eval(code.group(1))
+
+
+def test_the_configuration_table_lists_every_setting_with_its_default() -> None:
+    rows = _table_under(ROOT / "docs" / "configuration.md", "## All settings")
+    fields = attrs.fields(gainsight_segment.Settings)
+    client_defaults = inspect.signature(gainsight_segment.Client).parameters
+    assert [row[0] for row in rows] == [f"`{field.name}`" for field in fields]
+    for row, field in zip(rows, fields):
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        # The Settings default, or the Client's (proxies=None makes an empty mapping).
+        expected = {repr(default), repr(client_defaults[field.name].default)}
+        assert repr(_documented_default(row[1])) in expected, (field.name, row[1])
+
+
+def _figures_script() -> Any:
+    name = "reliability_figures"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+FIGURES = _figures_script()
+RERENDER = "run `python scripts/reliability_figures.py --render` (or rerun the scenarios)"
+
+
+def test_the_reliability_figures_are_what_the_committed_json_renders_to() -> None:
+    page = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    rendered = FIGURES.render(page, FIGURES.load())
+    generated = FIGURES.sections(page)
+    assert {"verdict", "summary", "hardening", "run", "faults", "outbox"} <= set(generated)
+    for name, text in FIGURES.sections(rendered).items():
+        assert generated[name] == text, f"the {name!r} section was edited by hand: {RERENDER}"
+    assert rendered == page, RERENDER
+
+
+def test_every_scenario_the_tests_record_has_figures() -> None:
+    recorded = FIGURES.recorded_names(sorted((ROOT / "tests").glob("test_*.py")))
+    assert len(recorded) >= 20, "the scenarios' names are no longer found"
+    names = [record["scenario"] for record in FIGURES.load()["scenarios"]]
+    missing = [name for name, pattern in recorded if not any(pattern.fullmatch(n) for n in names)]
+    assert missing == [], f"no figures for {missing}: run `python scripts/reliability_figures.py`"

@@ -2,7 +2,8 @@
 
 Each test is the regression test of a defect once found this way: a hang, crossed
 answers after a fork, memory blown by an answer, a deadline that did not hold, a key sent
-in clear text. docs/reliability.md lists them with their figures.
+in clear text. Each records what it measured with ``record_figures`` (times, counts,
+memory growth); ``scripts/reliability_figures.py`` collects them for docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import gainsight_segment as gs
 
 from .conftest import ACCESS_KEY
 from .servers import ScriptedServer, Step, answer, elapsed, gzip_bomb, trickle
+from .test_reliability import record_figures
 
 MARGIN = 0.5
 # Long enough for any sound run on a busy machine; a hang shows as this much and a failure.
@@ -55,6 +57,17 @@ def client_for(server: ScriptedServer, made: list[gs.Client], **options: Any) ->
     return client
 
 
+def lost(client: gs.Client) -> int:
+    """Messages a call accepted that were neither delivered nor reported (after a shutdown)."""
+    stats = client.stats()
+    return stats.queued - stats.delivered - stats.failed - stats.dropped
+
+
+def rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (Linux counts ru_maxrss in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:
     """Run ``target`` in a daemon thread; what it returns or raises lands in the list."""
     result: list[Any] = []
@@ -78,12 +91,25 @@ def test_two_flushes_wait_independently_when_one_gives_up(clients: list[gs.Clien
         client = client_for(server, clients, workers=2)
         for _ in range(4):
             client.track("u", "Clicked")
+        started = time.monotonic()
         waiting, result = in_thread(lambda: client.flush())
         time.sleep(0.05)  # the other flush is waiting before this one starts
+        timed = time.monotonic()
         assert client.flush(timeout=0.2) is False
+        timed_seconds = elapsed(timed)
         waiting.join(PATIENCE)
         assert result == [True]
         assert client.stats().delivered == 4
+        untimed_seconds = elapsed(started)
+    record_figures(
+        "two-flushes",
+        sent=4,
+        timed_flush_timeout=0.2,
+        timed_flush_seconds=round(timed_seconds, 3),
+        untimed_flush_seconds=round(untimed_seconds, 3),
+        delivered=4,
+        lost=lost(client),
+    )
 
 
 def test_leaving_a_with_block_while_a_timed_flush_runs_returns(clients: list[gs.Client]) -> None:
@@ -98,9 +124,20 @@ def test_leaving_a_with_block_while_a_timed_flush_runs_returns(clients: list[gs.
             timer.start()
 
     with slow(0.5) as server:
+        started = time.monotonic()
         using, done = in_thread(use)
         using.join(PATIENCE)
+        block_seconds = elapsed(started)
     assert (flushed, done) == ([False], [None])
+    (client,) = clients
+    record_figures(
+        "with-block-exit",
+        answer_delay=0.5,
+        timed_flush_timeout=0.1,
+        block_exit_seconds=round(block_seconds, 3),
+        delivered=client.stats().delivered,
+        lost=lost(client),
+    )
 
 
 def test_flush_from_on_error_on_the_callers_thread_returns(clients: list[gs.Client]) -> None:
@@ -119,10 +156,13 @@ def test_flush_from_on_error_on_the_callers_thread_returns(clients: list[gs.Clie
         while client.stats().in_flight < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         client.track("u", "Queued")
+        started = time.monotonic()
         calling, receipt = in_thread(lambda: client.track("u", "Dropped"))
         calling.join(PATIENCE)
+        call_seconds = elapsed(started)
     assert [r.outcome for r in receipt] == [gs.Outcome.DROPPED]
     assert flushed == [False]
+    record_figures("flush-from-on-error", call_seconds=round(call_seconds, 3), dropped=1)
 
 
 def test_shutdown_from_on_error_during_shutdown_keeps_its_deadline(
@@ -137,9 +177,18 @@ def test_shutdown_from_on_error_during_shutdown_keeps_its_deadline(
         started = time.monotonic()
         closing, answer_ = in_thread(lambda: client.shutdown(timeout=0.5))
         closing.join(PATIENCE)
+        shutdown_seconds = elapsed(started)
         assert answer_ == [False]
-        assert elapsed(started) < 0.5 + MARGIN
+        assert shutdown_seconds < 0.5 + MARGIN
         assert client.stats().failed + client.stats().dropped == 5
+    record_figures(
+        "shutdown-from-on-error",
+        sent=5,
+        shutdown_timeout=0.5,
+        shutdown_seconds=round(shutdown_seconds, 3),
+        reported=client.stats().failed + client.stats().dropped,
+        lost=lost(client),
+    )
 
 
 def test_shutdown_from_a_sender_callback_while_another_shuts_down(
@@ -151,10 +200,19 @@ def test_shutdown_from_a_sender_callback_while_another_shuts_down(
         )
         for _ in range(4):
             client.track("u", "Clicked")
+        started = time.monotonic()
         closing, answer_ = in_thread(lambda: client.shutdown(timeout=5))
         closing.join(PATIENCE)
+        shutdown_seconds = elapsed(started)
     assert answer_ == [True]
     assert client.stats().delivered == 4
+    record_figures(
+        "shutdown-from-sender-callback",
+        sent=4,
+        shutdown_seconds=round(shutdown_seconds, 3),
+        delivered=4,
+        lost=lost(client),
+    )
 
 
 def test_a_flushing_on_error_lets_the_interpreter_exit_within_exit_timeout() -> None:
@@ -181,8 +239,16 @@ def test_a_flushing_on_error_lets_the_interpreter_exit_within_exit_timeout() -> 
             capture_output=True,
             timeout=30,
         )
+        exit_seconds = elapsed(started)
     assert process.returncode == 0, process.stderr
-    assert elapsed(started) < 2 + 3.0  # the exit flush's 2 s, and the interpreter's start
+    assert exit_seconds < 2 + 3.0  # the exit flush's 2 s, and the interpreter's start
+    record_figures(
+        "exit-with-flushing-on-error",
+        sent=200,
+        exit_timeout=2,
+        process_seconds=round(exit_seconds, 2),
+        exit_status=process.returncode,
+    )
 
 
 def test_shutdown_wakes_a_caller_blocked_on_a_full_queue(clients: list[gs.Client]) -> None:
@@ -195,8 +261,17 @@ def test_shutdown_wakes_a_caller_blocked_on_a_full_queue(clients: list[gs.Client
         while client.stats().in_flight < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         client.track("u", "Queued")
-        calling, receipt = in_thread(lambda: client.track("u", "Blocked"))
+        returned: list[float] = []
+
+        def blocked_call() -> gs.Receipt:
+            try:
+                return client.track("u", "Blocked")
+            finally:
+                returned.append(time.monotonic())
+
+        calling, receipt = in_thread(blocked_call)
         time.sleep(0.1)
+        shutting = time.monotonic()
         client.shutdown(timeout=0.2)
         started = time.monotonic()
         calling.join(PATIENCE)
@@ -204,6 +279,14 @@ def test_shutdown_wakes_a_caller_blocked_on_a_full_queue(clients: list[gs.Client
     (blocked,) = receipt
     assert blocked.outcome is gs.Outcome.DROPPED
     assert blocked.error.kind == "shutdown"
+    record_figures(
+        "shutdown-wakes-blocked-caller",
+        block_timeout=30,
+        shutdown_timeout=0.2,
+        woken_after_shutdown_began_seconds=round(returned[0] - shutting, 3),
+        reported=client.stats().failed + client.stats().dropped,
+        lost=lost(client),
+    )
 
 
 def test_a_child_forked_during_shutdown_can_shut_down(clients: list[gs.Client]) -> None:
@@ -221,9 +304,17 @@ def test_a_child_forked_during_shutdown_can_shut_down(clients: list[gs.Client]) 
                 os._exit(0 if done and elapsed(started) < 1 + MARGIN else 1)
             finally:
                 os._exit(2)
+        forked = time.monotonic()
         _, status = os.waitpid(pid, 0)
+        child_seconds = elapsed(forked)
         closing.join(PATIENCE)
     assert os.waitstatus_to_exitcode(status) == 0
+    record_figures(
+        "fork-during-shutdown",
+        child_shutdown_timeout=1,
+        child_seconds=round(child_seconds, 2),
+        child_exit_status=os.waitstatus_to_exitcode(status),
+    )
 
 
 # --- forks and connections ---------------------------------------------------------------
@@ -250,6 +341,11 @@ def test_sync_mode_in_a_forked_child_never_gets_the_parents_answers() -> None:
         _, status = os.waitpid(pid, 0)
         client.shutdown()
     assert (wrong, os.waitstatus_to_exitcode(status)) == (0, 0)
+    record_figures(
+        "sync-mode-after-fork",
+        calls_per_process=200,
+        crossed_answers=wrong + os.waitstatus_to_exitcode(status),
+    )
 
 
 # --- what an endpoint can do to the client -----------------------------------------------
@@ -260,12 +356,22 @@ def test_a_compressed_error_body_is_never_inflated(clients: list[gs.Client]) -> 
     script = [answer(400, bomb, {"Content-Encoding": "gzip"})]
     with ScriptedServer(lambda request: script) as server:
         client = client_for(server, clients, sync_mode=True)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = rss_mb()
+        started = time.monotonic()
         receipt = client.track("u", "Clicked")
-        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        took = elapsed(started)
+        grown_mb = rss_mb() - before
     assert receipt.error is not None
     assert receipt.error.status == 400
     assert grown_mb < 50
+    record_figures(
+        "gzip-bomb",
+        compressed_kb=round(len(bomb) / 1024),
+        inflated_mb=200,
+        call_seconds=round(took, 3),
+        rss_growth_mb=round(grown_mb, 1),
+        body_excerpt_chars=len(receipt.error.body),
+    )
 
 
 def huge_answer(request: bytes) -> Iterator[Step]:
@@ -279,14 +385,21 @@ def huge_answer(request: bytes) -> Iterator[Step]:
 def test_a_huge_error_body_is_not_read(clients: list[gs.Client]) -> None:
     with ScriptedServer(huge_answer) as server:
         client = client_for(server, clients, sync_mode=True)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = rss_mb()
         started = time.monotonic()
         receipt = client.track("u", "Clicked")
         took = elapsed(started)
-        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        grown_mb = rss_mb() - before
     assert receipt.error is not None
     assert receipt.error.body == "x" * 200
     assert (took < 2.0, grown_mb < 50) == (True, True)
+    record_figures(
+        "huge-body",
+        body_mb=200,
+        call_seconds=round(took, 3),
+        rss_growth_mb=round(grown_mb, 1),
+        body_excerpt_chars=len(receipt.error.body),
+    )
 
 
 def test_a_trickling_server_cannot_hold_an_attempt_past_its_timeout(
@@ -301,6 +414,13 @@ def test_a_trickling_server_cannot_hold_an_attempt_past_its_timeout(
     assert receipt
     assert receipt[0].outcome is gs.Outcome.FAILED
     assert took < 1 + MARGIN
+    record_figures(
+        "trickling-server",
+        timeout=1,
+        byte_every_seconds=0.2,
+        attempt_seconds=round(took, 3),
+        error_kind=receipt[0].error.kind if receipt[0].error else None,
+    )
 
 
 # --- the access key ----------------------------------------------------------------------
@@ -314,6 +434,7 @@ def test_a_plain_http_endpoint_refuses_a_remote_proxy() -> None:
             proxies={"http": "http://proxy.example.com:3128"},
         )
     assert ACCESS_KEY not in str(raised.value)
+    record_figures("proxy-refusal", refused_at_construction=True, key_in_error=False)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@ Each scenario drives a real client against the real loopback collector and check
 arrived against what was sent, message id by message id. The figures each scenario measures
 are printed on a ``RELIABILITY {json}`` line (visible with ``pytest -s``) and, when the
 environment variable ``GAINSIGHT_RELIABILITY_FIGURES`` names a file, appended to it as JSON
-lines; ``docs/reliability.md`` quotes them.
+lines, with the test file that recorded them. ``scripts/reliability_figures.py`` runs these
+files with the variable set, keeps the figures in ``docs/_data/reliability.json`` and renders
+the tables of ``docs/reliability.md`` from them.
 
 Hostile input is in ``test_reliability_input.py``; key secrecy and TLS in
 ``test_reliability_security.py``.
@@ -41,13 +43,21 @@ FIGURES_ENV = "GAINSIGHT_RELIABILITY_FIGURES"
 
 
 def record_figures(scenario: str, **figures: Any) -> None:
-    """Print a scenario's measured figures, and append them to $GAINSIGHT_RELIABILITY_FIGURES."""
+    """Print a scenario's measured figures, and append them to $GAINSIGHT_RELIABILITY_FIGURES.
+
+    Every scenario's name must be a literal (or an f-string whose fixed parts name it):
+    tests/test_docs.py checks that each name recorded here has figures in
+    docs/_data/reliability.json.
+    """
     line = json.dumps({"scenario": scenario, **figures})
     print(f"\nRELIABILITY {line}")
     path = os.environ.get(FIGURES_ENV)
     if path:
+        # The test that recorded them ("tests/test_x.py::test_y[id] (call)"), to find its file
+        # and duration; one write per line, so that parallel workers do not interleave.
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
         with open(path, "a", encoding="utf-8") as out:
-            out.write(line + "\n")
+            out.write(json.dumps({"scenario": scenario, "test": test, **figures}) + "\n")
 
 
 def sender_threads() -> list[threading.Thread]:
@@ -404,6 +414,10 @@ def test_faults_every_message_arrives_duplicates_only_from_timeouts(
         retry_after_min_gap={str(r): round(min(w), 3) for r, w in sorted(gaps.items())},
         max_attempts_per_message=max(len(a) for a in by_id.values()),
         seconds=round(elapsed, 1),
+        workers=32,
+        timeout=CLIENT_TIMEOUT,
+        max_retries=MAX_RETRIES,
+        planned=expected,
     )
 
 
@@ -534,6 +548,8 @@ def test_outage_every_message_is_delivered_or_reported(collector: LocalCollector
     record_figures(
         "outage",
         sent=total,
+        workers=8,
+        max_retries=3,
         outage_seconds=round(outage, 2),
         delivered=len(arrived),
         delivered_after_restart=arrived_after,
@@ -585,6 +601,7 @@ def test_shutdown_deadline_holds_and_every_undelivered_message_is_reported(
     record_figures(
         f"deadline-{server}",
         sent=len(sent),
+        workers=4,
         shutdown_timeout=DEADLINE,
         shutdown_seconds=round(elapsed, 3),
         delivered=0,
@@ -681,6 +698,7 @@ def test_fork_after_sending_children_and_parent_each_deliver_exactly_once(
     record_figures(
         "fork",
         sent=5000,
+        children=4,
         delivered=len(set(ids)),
         duplicated=len(ids) - len(set(ids)),
         reported=0,
@@ -760,6 +778,8 @@ def test_16_producers_all_messages_arrive_without_deadlock(
         "concurrency",
         sent=total,
         producers=PRODUCERS,
+        workers=4,
+        max_queue_size=500,
         delivered=len(set(arrived)),
         duplicated=len(arrived) - len(set(arrived)),
         reported=len(outcomes.errors),
@@ -835,6 +855,7 @@ def test_shutdown_racing_producers_leaves_nothing_unaccounted(
     record_figures(
         "shutdown-race",
         sent=len(receipts),
+        producers=8,
         delivered=len(outcomes.delivered),
         duplicated=len(outcomes.delivered) - len(set(outcomes.delivered)),
         reported=len(outcomes.reported),

@@ -241,6 +241,7 @@ def test_the_access_key_never_shows_in_logs_reprs_errors_or_callbacks(
     record_figures(
         "key-secrecy",
         sent=sum(count for _, count in runs),
+        clients=len(runs),
         log_records=logged,
         texts_checked=len(seen),
         delivered=sum(c.stats().delivered for c in clients),
@@ -433,6 +434,15 @@ def test_tls_is_verified_by_default_and_nothing_is_sent_to_an_unverified_server(
     assert "certificate" in error.reason.lower() or "ssl" in error.reason.lower()
     assert https_server.received == []  # the key never left the client
     assert https_server.handshake_failures >= 1
+    record_figures(
+        "tls-unverified",
+        sent=1,
+        requests_received=len(https_server.received),
+        handshake_failures=https_server.handshake_failures,
+        reported=len(errors),
+        kind=error.kind,
+        lost=0,
+    )
 
 
 def test_tls_with_the_servers_ca_bundle_delivers(
@@ -467,3 +477,11 @@ def test_tls_with_the_wrong_ca_or_hostname_fails(
     assert (stats.delivered, stats.failed) == (0, 1)
     assert [e.status for e in errors] == [None]
     assert https_server.received == []
+    record_figures(
+        f"tls-{case}",
+        sent=1,
+        requests_received=len(https_server.received),
+        reported=len(errors),
+        kind=errors[0].kind,
+        lost=0,
+    )
