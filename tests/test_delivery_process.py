@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -51,20 +52,26 @@ def endpoint() -> Iterator[ScriptedServer]:
         yield server
 
 
-def stop_app(setup: str, server: ScriptedServer) -> tuple[int | None, str]:
+def stop_app(
+    setup: str, server: ScriptedServer, prefix: tuple[str, ...] = ()
+) -> tuple[int | None, str]:
     """Start the app, SIGTERM it once it has queued its messages; its status and output.
 
     The status is ``None`` when the app was still running once everything had arrived.
     """
     app = subprocess.Popen(
-        [sys.executable, "-c", APP, setup, server.endpoint, ACCESS_KEY, str(MESSAGES)],
+        [*prefix, sys.executable, "-c", APP, setup, server.endpoint, ACCESS_KEY, str(MESSAGES)],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert app.stdout is not None
     try:
         assert app.stdout.readline() == "ready\n"
-        app.send_signal(signal.SIGTERM)
+        if prefix:  # the app is the child of the command that started it
+            with open(f"/proc/{app.pid}/task/{app.pid}/children", encoding="ascii") as found:
+                os.kill(int(found.read().split()[0]), signal.SIGTERM)
+        else:
+            app.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
         while app.poll() is None and delivered(server) < MESSAGES:
             assert time.monotonic() < deadline, "neither delivered nor ended"
@@ -93,6 +100,15 @@ def test_sigterm_without_flush_on_sigterm_loses_what_was_queued(
 def test_sigterm_flushes_then_ends_the_process_as_by_default(endpoint: ScriptedServer) -> None:
     status, _ = stop_app("default", endpoint)
     assert (status, delivered(endpoint)) == (-signal.SIGTERM, MESSAGES)
+
+
+def test_as_process_1_sigterm_flushes_then_exits_with_the_status_of_a_sigterm(
+    endpoint: ScriptedServer,
+) -> None:
+    # A container's first process: the kernel ignores a signal it does not handle itself.
+    # unshare makes the app process 1 of a new process namespace (root only, as in CI).
+    status, _ = stop_app("default", endpoint, ("unshare", "--fork", "--pid", "--mount-proc"))
+    assert (status, delivered(endpoint)) == (128 + signal.SIGTERM, MESSAGES)
 
 
 def test_sigterm_flushes_then_calls_the_apps_own_handler(endpoint: ScriptedServer) -> None:

@@ -130,6 +130,10 @@ class SigtermFlush:
                 "flush_on_sigterm(): signal handlers can only be installed from the main thread"
             )
         self._previous = signal.signal(signal.SIGTERM, self._handle)
+        if timeout <= 0:
+            logger.warning(
+                "flush_on_sigterm(): exit_timeout is 0, so SIGTERM will not wait for delivery"
+            )
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._done:
@@ -159,6 +163,9 @@ class SigtermFlush:
             previous(signum, frame)
         elif previous != signal.SIG_IGN:
             # The default action, or a handler installed from C: end the process as the
-            # signal would have.
+            # signal would have. As process 1 (a container's init) the kernel would ignore
+            # it; leave with the status a shell gives a process ended by SIGTERM instead.
+            if os.getpid() == 1:
+                sys.exit(128 + signal.SIGTERM)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
