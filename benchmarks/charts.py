@@ -23,8 +23,9 @@ STYLE = (
     ".title{font-size:16px;font-weight:600}.sub{fill:#5b6270}.small{font-size:12px}"
     ".axis{stroke:#7d8491;stroke-width:1}.grid{stroke:#d9dce1;stroke-width:1}"
     ".ref{stroke:#6b7280;stroke-width:1.5;stroke-dasharray:5 4}"
+    ".halo{paint-order:stroke;stroke:#ffffff;stroke-width:3px;stroke-linejoin:round}"
     "@media (prefers-color-scheme: dark){text{fill:#e3e5ea}.sub{fill:#aab0bc}"
-    ".grid{stroke:#3d424d}.axis{stroke:#8b92a0}.ref{stroke:#a3a9b5}}"
+    ".grid{stroke:#3d424d}.axis{stroke:#8b92a0}.ref{stroke:#a3a9b5}.halo{stroke:#1e2129}}"
 )
 # Mid-tone hues with enough contrast on white and on Material's dark slate.
 COLORS = {
@@ -73,6 +74,8 @@ class Lines:
     x_label: str = "seconds from the first call"
     y_label: str = ""
     height: int = 190
+    # Only the points up to this x (None: all).
+    x_max: float | None = None
     # Horizontal dashed lines: (value, label).
     refs: Sequence[tuple[float, str]] = ()
 
@@ -183,7 +186,7 @@ def _bars(canvas: _Canvas, panel: Bars) -> None:
                 f'<rect x="{left:.1f}" y="{y:.1f}" width="{length:.1f}" height="{bar:.0f}" '
                 f'fill="{series.color}"><title>{escape(series.name)}: '
                 f"{fmt(value, panel.digits)}{escape(panel.unit)}</title></rect>",
-                _text(left + length + 5, y + bar - 2.5, fmt(value, panel.digits), "small"),
+                _text(left + length + 5, y + bar - 2.5, fmt(value, panel.digits), "small halo"),
             )
             y += bar + gap
         y += group_gap - gap
@@ -197,7 +200,9 @@ def _bars(canvas: _Canvas, panel: Bars) -> None:
         x = left + value * scale
         canvas.add(_line(x, plot_top - 4, x, bottom, "ref"))
         anchor = "end" if x > (left + right) / 2 else "start"
-        canvas.add(_text(x + (-4 if anchor == "end" else 4), plot_top + 8, label, "small", anchor))
+        canvas.add(
+            _text(x + (-4 if anchor == "end" else 4), plot_top + 8, label, "small halo", anchor)
+        )
     if panel.unit:
         canvas.add(_text(right, bottom + 30, panel.unit.strip(), "small sub", "end"))
     canvas.y = bottom + 40
@@ -208,8 +213,10 @@ def _lines(canvas: _Canvas, panel: Lines) -> None:
     canvas.add(_text(16, canvas.y + 16, panel.title, "sub"))
     canvas.y += 30
     top_y, bottom = canvas.y, canvas.y + panel.height
-    xs = [x for series in panel.points for x, _ in series]
-    ys = [y for series in panel.points for _, y in series if y is not None]
+    limit = panel.x_max if panel.x_max is not None else math.inf
+    shown = [[(x, y) for x, y in series if x <= limit + 1e-9] for series in panel.points]
+    xs = [x for series in shown for x, _ in series]
+    ys = [y for series in shown for _, y in series if y is not None]
     x_ticks = nice_ticks(max(xs, default=1.0), 8)
     y_ticks = nice_ticks(max([*ys, *(value for value, _ in panel.refs), 0.0]), 4)
     x_scale = (right - left) / x_ticks[-1]
@@ -230,8 +237,10 @@ def _lines(canvas: _Canvas, panel: Lines) -> None:
         canvas.add(_text(x, bottom + 17, _tick_label(tick), "small", "middle"))
     for value, label in panel.refs:
         y = bottom - value * y_scale
-        canvas.add(_line(left, y, right, y, "ref"), _text(right - 4, y - 5, label, "small", "end"))
-    for series, points in zip(panel.series, panel.points):
+        canvas.add(
+            _line(left, y, right, y, "ref"), _text(right - 4, y - 5, label, "small halo", "end")
+        )
+    for series, points in zip(panel.series, shown):
         runs: list[list[str]] = [[]]
         for x, y in points:
             if y is None:
@@ -240,6 +249,7 @@ def _lines(canvas: _Canvas, panel: Lines) -> None:
                 continue
             runs[-1].append(point(x, y))
         dash = ' stroke-dasharray="5 4"' if series.dash else ""
+        width = 2 if len(points) <= 200 else 1.5
         for run in runs:
             if len(run) == 1:
                 x, y = run[0].split(",")
@@ -247,7 +257,7 @@ def _lines(canvas: _Canvas, panel: Lines) -> None:
             elif run:
                 canvas.add(
                     f'<polyline points="{" ".join(run)}" fill="none" stroke="{series.color}" '
-                    f'stroke-width="2" stroke-linejoin="round"{dash}/>'
+                    f'stroke-width="{width}" stroke-linejoin="round"{dash}/>'
                 )
     canvas.add(_line(left, top_y, left, bottom, "axis"), _line(left, bottom, right, bottom, "axis"))
     canvas.add(_text(right, bottom + 33, panel.x_label, "small sub", "end"))

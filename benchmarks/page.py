@@ -90,13 +90,14 @@ def _method(data: Data) -> str:
 
 
 def _summary_intro(data: Data) -> str:
-    repeats = sorted({int(run["repeats"]) for run in data["runs"]})
-    count = " or ".join(str(r) for r in repeats)
-    when = data["runs"][-1]["started"][:10]
+    counts = sorted({int(run["repeats"]) for run in data["runs"]})
+    run = data["runs"][-1]
+    cores = run["machine"]["cores"].split()[0]
     return (
-        f"Medians of {count} interleaved runs, measured on {when} on a shared two-core "
-        "machine ([how](#how-it-was-measured)). The ratio is ours over the reference; "
-        "targets marked ≥ want it high, the others low."
+        f"Medians of {' or '.join(map(str, counts))} interleaved runs, measured on "
+        f"{run['started'][:10]} on a shared {cores}-core machine "
+        "([how](#how-it-was-measured)). The ratio is ours over the reference; targets "
+        "marked ≥ want it high, the others low."
     )
 
 
