@@ -660,8 +660,7 @@ def _next_ratelimit(data: Data) -> str:
     total = s["messages"] * sum(len(cell["runs"]) for cell in s["cells"])
     if missing:
         return (
-            f"never giving up on a message a rate limit keeps refusing ({missing} in "
-            f"{total:,} failed)"
+            f"losing no message to a rate limit ({missing} in {total:,} failed after its retries)"
         )
     return "fewer 429s behind a rate limit"
 
