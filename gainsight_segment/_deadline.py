@@ -26,13 +26,18 @@ class AttemptClock(threading.local):
     deadline: float | None = None
 
 
+# How far past its deadline a read or write may run (see _DeadlineSocket._arm).
+SLACK = 0.1
+
+
 class _DeadlineSocket:
     """A connected socket whose reads and writes end at the attempt's deadline."""
 
     def __init__(self, sock: Any, clock: AttemptClock) -> None:
         self._sock = sock
         self._clock = clock
-        self._timeout: float | None = sock.gettimeout()
+        self._timeout: float | None = sock.gettimeout()  # what the connection asked for
+        self._applied = self._timeout  # what the socket has now
 
     def _arm(self) -> None:
         deadline = self._clock.deadline
@@ -41,10 +46,17 @@ class _DeadlineSocket:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise socket.timeout("the attempt's timeout passed")
-        self._sock.settimeout(remaining if self._timeout is None else min(remaining, self._timeout))
+        applied = self._applied
+        # Changing a socket's timeout is a system call: it is left alone while it cannot
+        # outlast the attempt by more than SLACK, which is all a fast answer ever needs.
+        if applied is not None and applied <= remaining + SLACK:
+            return
+        wanted = remaining if self._timeout is None else min(remaining, self._timeout)
+        self._sock.settimeout(wanted)
+        self._applied = wanted
 
     def settimeout(self, value: float | None) -> None:
-        self._timeout = value
+        self._timeout = self._applied = value
         self._sock.settimeout(value)
 
     def gettimeout(self) -> float | None:

@@ -40,14 +40,16 @@ Timestamp = Union[datetime, date, None]
 class TimeText:
     """The system time formatted as by :func:`format_time`, cheaply.
 
-    Calls within the same millisecond reuse the text: formatting costs more than the rest of
-    a small message's timestamp handling together.
+    Calls within the same millisecond reuse the text, and calls within the same second its
+    date and time of day: formatting them costs more than the rest of a small message's
+    timestamp handling together.
     """
 
-    __slots__ = ("_last",)
+    __slots__ = ("_last", "_second")
 
     def __init__(self) -> None:
         self._last = (-1, "")
+        self._second = (-1, "")
 
     def __call__(self) -> str:
         """Return the current UTC time, e.g. ``2014-05-05T08:00:00.000Z``."""
@@ -56,8 +58,12 @@ class TimeText:
         if last[0] == ms:
             return last[1]
         seconds, millis = divmod(ms, 1000)
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-        # One tuple, swapped whole, so a concurrent reader never pairs a time with another's text.
+        second = self._second
+        if second[0] != seconds:
+            second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+            self._second = second
+        text = f"{second[1]}.{millis:03d}Z"
+        # Tuples, swapped whole, so a concurrent reader never pairs a time with another's text.
         self._last = (ms, text)
         return text
 

@@ -12,7 +12,7 @@ import pytest
 
 from gainsight_segment._errors import TransportErrorKind
 from gainsight_segment._message import MessageBuilder
-from gainsight_segment.delivery._attempts import Attempts, Result
+from gainsight_segment.delivery._attempts import FREE_RETRIES, Attempts, Result
 from gainsight_segment.delivery._policy import RetryPolicy, Scrubber, Verdict
 from gainsight_segment.testing import MockTransport
 from gainsight_segment.transport import Request, Response, TransportError
@@ -39,10 +39,12 @@ class Interrupt(threading.Event):
 class Gate:
     """A gate that never pauses (unless told to refuse) and records what it learns."""
 
-    def __init__(self, open_turns: int | None = None) -> None:
+    def __init__(self, open_turns: int | None = None, others_admitted: bool = False) -> None:
         self.turns = 0
         self.finished_with: list[tuple[Verdict, float]] = []
         self._open_turns = open_turns
+        self._others_admitted = others_admitted  # other senders' attempts go through
+        self._seen = 0
 
     def wait_turn(self, interrupt: threading.Event) -> bool:
         self.turns += 1
@@ -50,6 +52,11 @@ class Gate:
 
     def finished(self, verdict: Verdict, latency: float) -> None:
         self.finished_with.append((verdict, latency))
+
+    def admitted(self) -> int:
+        # Others' attempts go through meanwhile: the count grows between two looks.
+        self._seen += self._others_admitted
+        return self._seen
 
 
 def answers(*outcomes: Response | Exception) -> MockTransport:
@@ -257,3 +264,29 @@ def test_an_unexpected_exception_after_retries_says_it_was_retried() -> None:
     result = deliver(answers(Response(503), RuntimeError("bug")))
     assert result.error is not None
     assert (result.retries, result.error.kind, result.error.retried) == (1, "unexpected", True)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_push_back_while_others_get_through_does_not_count_against_max_retries(
+    status: int,
+) -> None:
+    # The endpoint admits a few requests at a time: this message lost the race for a
+    # slot five times, more than max_retries allows, and still goes through.
+    transport = answers(*[Response(status)] * 5, Response(200))
+    result = deliver(transport, gate=Gate(others_admitted=True))
+    assert (result.error, result.retries) == (None, 5)
+
+
+def test_push_back_with_nobody_getting_through_counts_against_max_retries() -> None:
+    transport = answers(*[Response(429)] * 5, Response(200))
+    result = deliver(transport, gate=Gate(others_admitted=False))
+    assert result.error is not None
+    assert result.error.status == 429
+    assert result.retries == 3
+
+
+def test_free_retries_after_push_back_are_bounded() -> None:
+    transport = MockTransport(lambda request: Response(429))
+    result = deliver(transport, gate=Gate(others_admitted=True))
+    assert result.error is not None
+    assert result.retries == FREE_RETRIES + 3

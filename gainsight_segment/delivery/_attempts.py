@@ -38,6 +38,14 @@ class Gate(Protocol):
     def finished(self, verdict: Verdict, latency: float) -> None:
         """Learn from an attempt's verdict and how long it took."""
 
+    def admitted(self) -> int:
+        """How many attempts the endpoint has accepted so far, all senders together."""
+
+
+# A message pushed back (429, 503) while the endpoint went on accepting other messages lost
+# a race for a slot; such retries do not count against max_retries, up to this many in all.
+FREE_RETRIES = 100
+
 
 class Attempts:
     """Delivers messages one at a time through a transport, with the retry policy.
@@ -86,10 +94,11 @@ class Attempts:
         """
         # sentAt is the first attempt's time; retries send the very same body.
         request = Request("POST", self._url, self._headers, with_sent_at(body, self._sent_at()))
-        retries = 0
+        retries = charged = 0  # retries made, and those counted against max_retries
         while True:
             if not gate.wait_turn(interrupt):
                 return Result(retries, _given_up(body, "before it could be sent", retries))
+            admitted = gate.admitted()
             started = time.monotonic()
             try:
                 outcome: Response | TransportError = transport.send(request, self._timeout)
@@ -99,19 +108,24 @@ class Attempts:
                 return Result(retries, self._unexpected(body, exc, retries))
             verdict = judge(
                 outcome,
-                retries=retries,
+                retries=charged,
                 policy=self._policy,
                 jitter=self._jitter(),
                 now=time.time(),
                 scrub=self._scrub,
-                message_id=message_id(body),
             )
             gate.finished(verdict, time.monotonic() - started)
             if verdict.wait is None:
+                if verdict.error is not None:
+                    # Read from the body only now: a delivered message never needs it.
+                    verdict.error.message_id = message_id(body)
                 return Result(retries, verdict.error)
             if interrupt.wait(verdict.wait):
                 return Result(retries, _given_up(body, "while waiting to retry", retries))
             retries += 1
+            raced = verdict.pushback and gate.admitted() > admitted
+            if not raced or retries > FREE_RETRIES:
+                charged += 1
 
     def _unexpected(self, body: bytes, exc: Exception, retries: int) -> DeliveryError:
         # A bug, or a custom transport breaking its contract: the message still settles,

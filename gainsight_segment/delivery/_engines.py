@@ -118,6 +118,7 @@ class PauseGate:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._until = 0.0
+        self._admitted = 0
 
     def wait_turn(self, interrupt: threading.Event) -> bool:
         """Wait out a ``Retry-After`` pause; ``False`` if interrupted meanwhile."""
@@ -134,6 +135,13 @@ class PauseGate:
         if verdict.pause:
             with self._lock:
                 self._until = max(self._until, time.monotonic() + verdict.pause)
+        elif verdict.delivered:
+            with self._lock:
+                self._admitted += 1
+
+    def admitted(self) -> int:
+        """How many attempts the endpoint accepted so far, all callers together."""
+        return self._admitted
 
 
 class DryRunEngine:

@@ -99,6 +99,7 @@ class Senders:
         self._refilling = False
         self.concurrency = Concurrency(self._settings.senders, adaptive=self._adaptive)
         self.interrupt = threading.Event()
+        self._admitted = 0
 
     # --- starting ------------------------------------------------------------------------
 
@@ -249,6 +250,7 @@ class Senders:
             if verdict.pushback:
                 concurrency.pushed_back(self._ledger.in_flight, now)
             elif verdict.delivered:
+                self._admitted += 1
                 before = concurrency.allowed()
                 concurrency.delivered(latency, self._ledger.in_flight, now)
                 if concurrency.allowed() > before and self._feed.ready_locked():
@@ -258,6 +260,10 @@ class Senders:
                         grow = self._grow_locked()
         if grow:
             self.start(grow)
+
+    def admitted(self) -> int:
+        """How many attempts the endpoint accepted so far."""
+        return self._admitted
 
     # --- stopping ------------------------------------------------------------------------
 
