@@ -11,6 +11,7 @@ from memory, as the threaded engine does, and says so in the log and in ``stats(
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -106,6 +107,11 @@ class OutboxEngine:
         self._stopping = False
         self._stopped = threading.Event()
         self._stop_answer = True
+        # Rows settled (delivered or dead) whose deletion the file refused (a full disk):
+        # written again later; meanwhile flush() does not wait for them.
+        self._unsaved: dict[int, Callable[[Store], object]] = {}
+        # The file's figures when the client closed it: what stats() says from then on.
+        self._last_look: tuple[int, float | None, int, int, float] | None = None
 
     def _look_for_leftovers(self) -> None:
         # What an earlier run (or a process that died) left is delivered now; counted as
@@ -219,6 +225,7 @@ class OutboxEngine:
         if senders.concurrency.paused_for(now):
             return False  # claims made now would only wait, out of others' reach
         try:
+            self._save_settled(store)
             version = store.changed()
             if now >= self._next_sweep:
                 self._next_sweep = now + SWEEP_SECONDS
@@ -246,17 +253,18 @@ class OutboxEngine:
         row = token if isinstance(token, int) else None
         error = result.error
         if row is not None and error is not None and _curable(error.kind, error.status):
-            self._give_back(ticket, row, result)
+            self._give_back(ticket, body, row, result)
             return
         try:
             if row is not None:
                 if error is None:
-                    self._store_call(lambda store: store.delivered(row))
+                    self._settle_row(row, lambda store: store.delivered(row))
                 else:
-                    self._store_call(
+                    self._settle_row(
+                        row,
                         lambda store: store.dead(
                             row, kind=error.kind, status=error.status, reason=error.reason
-                        )
+                        ),
                     )
             report(self.ledger, self._callbacks, body, ticket, result)
         finally:
@@ -265,14 +273,46 @@ class OutboxEngine:
                     self._in_memory -= 1
                 self._settled.notify_all()
 
-    def _give_back(self, ticket: int, row: int, result: Result) -> None:
+    def _settle_row(self, row: int, write: Callable[[Store], object]) -> None:
+        """Delete a settled row (or make it a dead letter); later, if the file refuses."""
+        if self._store is None:
+            return
+        try:
+            write(self._store)
+        except OutboxError as error:
+            # Left in the file, it would be sent again once its claim ran out, and a
+            # flush() would wait for it until then.
+            self._warn(error)
+            with self.ledger.lock:
+                self._unsaved[row] = write
+
+    def _save_settled(self, store: Store) -> None:
+        """Write the outcomes the file refused before (raises if it still does)."""
+        with self.ledger.lock:
+            unsaved = list(self._unsaved.items())
+        for row, write in unsaved:
+            write(store)
+            with self.ledger.lock:
+                del self._unsaved[row]
+
+    def _give_back(self, ticket: int, body: bytes, row: int, result: Result) -> None:
         # Not given up: the message goes back to the file, and the client waits before
         # trying any message again (an outage would fail them all alike).
-        self._store_call(lambda store: store.release([row]))
+        kept = False
+        try:
+            if self._store is not None:
+                self._store.release([row])
+        except OutboxError as error:
+            # Still claimed by this client, for no one else to send: it sends it again.
+            self._warn(error)
+            kept = True
         assert self._senders is not None
         with self.ledger.lock:
             self._senders.concurrency.pause(self._settings.backoff_max, time.monotonic())
             self.ledger.released_locked(retries=result.retries)
+            if kept:
+                self._queue.append((body, row))
+                self.ledger.pending += 1
             self._settled.notify_all()
         if result.error is not None:
             self._warn(f"message {result.error.message_id} not delivered yet ({result.error})")
@@ -311,9 +351,11 @@ class OutboxEngine:
             with self._settled:
                 in_memory = self._in_memory
             stored = False
-            if self._store is not None and mark:
+            if self._store is not None and mark and self._last_look is None:
+                with self.ledger.lock:
+                    settled = list(self._unsaved)
                 try:
-                    stored = self._store.left_from(mark, written)
+                    stored = self._store.left_from(mark, written, settled)
                 except OutboxError as error:
                     self._warn(error)
                     stored = False
@@ -365,14 +407,15 @@ class OutboxEngine:
         rows = [row for _, row in waiting if row is not None]
         rows += [token for _, _, token in stuck if isinstance(token, int)]
         self._store_call(lambda store: store.release(rows))
+        self._store_call(self._save_settled)
         self._give_up_in_memory(waiting, stuck)
-        left = self._left_in_outbox()
-        if self._store is not None:
-            self._store.close()
+        left = self._close_store()
         self._transports.close()
         log_summary(self.ledger)
         if left:
-            logger.warning(
+            # A write-only client leaves its messages to a relay: that is no news.
+            logger.log(
+                logging.WARNING if self._senders is not None else logging.DEBUG,
                 "%d message%s left in the outbox %s for the next run",
                 left,
                 "s" * (left != 1),
@@ -412,13 +455,30 @@ class OutboxEngine:
                 self._in_memory -= 1
                 self._settled.notify_all()
 
-    def _left_in_outbox(self) -> int:
+    def _close_store(self) -> int:
+        """Close the file, keeping its last figures for stats(); how many messages it holds."""
         if self._store is None:
             return 0
-        try:
-            return self._store.depth()[0]
-        except OutboxError:
-            return 0
+        look = self._look()
+        self._last_look = (*look, time.monotonic())
+        self._store.close()
+        return look[0]
+
+    def _look(self) -> tuple[int, float | None, int, int]:
+        """Messages in the file, the oldest's age, dead letters, and messages nobody holds."""
+        store = self._store
+        if store is not None and self._last_look is None:
+            try:
+                depth, oldest, dead = store.depth()
+                return depth, oldest, dead, store.waiting()
+            except OutboxError as error:
+                if self._last_look is None:  # rather than closed meanwhile
+                    self._warn(error)
+        if self._last_look is None:
+            return 0, None, 0, 0
+        depth, oldest, dead, waiting, when = self._last_look
+        aged = None if oldest is None else oldest + time.monotonic() - when
+        return depth, aged, dead, waiting
 
     def stats(self) -> Stats:
         """The counters, with what waits in the outbox file."""
@@ -426,13 +486,7 @@ class OutboxEngine:
         snapshot = self.ledger.snapshot()
         with self._settled:
             not_persisted = self._not_persisted
-        depth, oldest, dead, waiting = 0, None, 0, 0
-        if self._store is not None:
-            try:
-                depth, oldest, dead = self._store.depth()
-                waiting = self._store.waiting()
-            except OutboxError as error:
-                self._warn(error)
+        depth, oldest, dead, waiting = self._look()
         return attrs.evolve(
             snapshot,
             pending=snapshot.pending + waiting,

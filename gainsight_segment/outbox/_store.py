@@ -329,15 +329,19 @@ class Store:
             ).fetchone()
         return int(found[0])
 
-    def left_from(self, row: int, written: float) -> bool:
+    def left_from(self, row: int, written: float, settled: Sequence[int] = ()) -> bool:
         """Whether a message with an id up to ``row``, written by ``written``, is stored.
 
         Ids are reused once the outbox empties (no AUTOINCREMENT: it would cost a second
-        page write per call); the time tells a later message that got an old id.
+        page write per call); the time tells a later message that got an old id. Rows in
+        ``settled`` (delivered, their deletion still to be written) do not count.
         """
+        marks = ",".join("?" * len(settled))
         with self._locked_reader() as db:
             found = db.execute(
-                "SELECT 1 FROM outbox WHERE id <= ? AND created <= ? LIMIT 1", (row, written)
+                f"SELECT 1 FROM outbox WHERE id <= ? AND created <= ? AND id NOT IN ({marks}) "
+                "LIMIT 1",
+                (row, written, *settled),
             ).fetchone()
         return found is not None
 
