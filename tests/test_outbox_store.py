@@ -307,9 +307,8 @@ def test_a_refused_message_becomes_a_dead_letter_with_why(store: Store) -> None:
     store.add(body(1), 10)
     ((row, _),) = store.claim(5)
     store.dead(row, kind="http_status", status=400, reason="HTTP 400: not retried")
-    ((ident, kept, kind, status, reason, attempts, failed),) = store.dead_rows()
-    assert (ident, kept, kind, status, reason, attempts) == (
-        row,
+    ((_, kept, kind, status, reason, attempts, failed),) = store.dead_rows()
+    assert (kept, kind, status, reason, attempts) == (
         body(1),
         "http_status",
         400,
@@ -318,6 +317,14 @@ def test_a_refused_message_becomes_a_dead_letter_with_why(store: Store) -> None:
     )
     assert failed == pytest.approx(time.time(), abs=5)
     assert store.depth()[0::2] == (0, 1)
+
+
+def test_dead_letters_of_rows_with_a_reused_id_are_all_kept(store: Store) -> None:
+    for n in range(3):
+        store.add(body(n), 10)  # each time into an empty outbox: id 1 each time
+        ((row, _),) = store.claim(5)
+        store.dead(row, kind="http_status", status=400, reason="HTTP 400: not retried")
+    assert [kept for _, kept, *_ in store.dead_rows()] == [body(n) for n in range(3)]
 
 
 def test_revived_dead_letters_are_waiting_again_with_their_age(store: Store) -> None:

@@ -270,9 +270,11 @@ class Store:
     def dead(self, row: int, *, kind: str, status: int | None, reason: str) -> None:
         """Move a refused message to the dead letters, with why."""
         with self._locked_reader() as db, _transaction(db, immediate=True):
+            # A number of its own: outbox ids are reused once the outbox empties, and a
+            # later dead letter must not replace an earlier one.
             db.execute(
-                "INSERT OR REPLACE INTO dead_letters "
-                "SELECT id, body, created, ?, attempts, ?, ?, ? FROM outbox WHERE id = ?",
+                "INSERT INTO dead_letters (body, created, failed, attempts, kind, status, reason) "
+                "SELECT body, created, ?, attempts, ?, ?, ? FROM outbox WHERE id = ?",
                 (time.time(), kind, status, reason, row),
             )
             db.execute("DELETE FROM outbox WHERE id = ?", (row,))
