@@ -58,6 +58,59 @@ def test_the_file_and_its_companions_are_private(path: Path, store: Store) -> No
     assert modes == {p.name: 0o600 for p in names}
 
 
+def test_a_file_system_without_hard_links_still_gets_a_private_file(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, target: str) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = Store(path)
+    try:
+        store.add(body(1), 10)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert [p.name for p in path.parent.iterdir() if p.name.endswith(".new")] == []
+    finally:
+        store.close()
+
+
+COUNT = """
+    import sqlite3, sys
+    db = sqlite3.connect(sys.argv[1])
+    print(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+    db.close()
+"""
+
+
+def count_from_another_process(path: Path) -> int:
+    found = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(COUNT), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return int(found.stdout)
+
+
+@pytest.mark.parametrize("stores", [1, 2], ids=["one-store", "two-stores"])
+def test_writes_stay_visible_after_another_process_opens_and_closes_the_file(
+    path: Path, stores: int
+) -> None:
+    # Opening a store must not drop this process's locks on the file: the other process
+    # would take the file for unused on closing, and delete the write-ahead log.
+    opened = [Store(path) for _ in range(stores)]
+    try:
+        assert count_from_another_process(path) == 0
+        for n in range(5):
+            opened[0].add(body(n), 10)
+        assert count_from_another_process(path) == 5
+        assert os.path.exists(f"{path}-wal")
+    finally:
+        for store in opened:
+            store.close()
+
+
 def test_a_missing_directory_is_an_outbox_error(tmp_path: Path) -> None:
     with pytest.raises(OutboxError, match="No such file or directory"):
         Store(tmp_path / "missing" / "events.db")

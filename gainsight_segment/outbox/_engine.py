@@ -219,7 +219,7 @@ class OutboxEngine:
     def refill(self) -> bool:
         """Claim messages from the file, when it changed or the departed may have left some."""
         store, senders = self._store, self._senders
-        if store is None or senders is None or self.ledger.closed:
+        if store is None or senders is None:
             return False
         now = time.monotonic()
         if senders.concurrency.paused_for(now):
@@ -245,8 +245,13 @@ class OutboxEngine:
         return True
 
     def drained_locked(self) -> bool:
-        """Whether the client is closed and nothing waits here."""
-        return self.ledger.closed and not self._queue
+        """Never: while the client shuts down, its senders go on taking from the file.
+
+        ``shutdown()`` waits for what the client wrote, which may not be claimed yet;
+        the senders end when it tells them to (``Senders.stop``), at its deadline or once
+        that is delivered.
+        """
+        return False
 
     def finished(self, ticket: int, body: bytes, token: Token, result: Result) -> None:
         """Settle a message: deleted, dead-lettered, or given back to the file."""
@@ -399,7 +404,7 @@ class OutboxEngine:
     def _stop(self, until: float | None) -> bool:
         self._watch.cancel_exit()
         settled = True if self._senders is None else self._wait_gone(until)
-        stuck = [] if self._senders is None else self._senders.stop(until)
+        stuck = [] if self._senders is None else _stop_senders(self._senders, until)
         with self.ledger.lock:
             waiting = list(self._queue)
             self._queue.clear()
@@ -516,6 +521,20 @@ class OutboxEngine:
     def exit_flush(self) -> None:
         """Deliver what is due within ``exit_timeout``; the rest waits in the file."""
         self.shutdown(self._settings.exit_timeout)
+
+
+def _stop_senders(senders: Senders, until: float | None) -> list[tuple[int, bytes, Token]]:
+    """``Senders.stop()``, asked again when it met a sender thread still being started.
+
+    ``Senders.start()`` makes a thread known before starting it, and joining it then
+    raises ``RuntimeError``; it runs microseconds later. (Better fixed in ``Senders``.)
+    """
+    for _ in range(999):
+        try:
+            return senders.stop(until)
+        except RuntimeError:
+            time.sleep(0.001)
+    return senders.stop(until)
 
 
 def _curable(kind: str, status: int | None) -> bool:

@@ -90,11 +90,30 @@ def process_alive(pid: int, started: str) -> bool:
     return not started or process_started(pid) in ("", started)
 
 
-def _create_private(path: str) -> None:
-    # Created readable by its owner only: it holds user ids and event data. SQLite gives
-    # its -wal and -shm files the same mode.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _create_private(path: str) -> bool:
+    """Create the file readable by its owner only, unless it exists; ``False`` if it cannot.
+
+    It holds user ids and event data; SQLite gives its -wal and -shm files the same mode.
+    The file itself is never opened and closed here: closing any descriptor of a file
+    drops every POSIX lock the process holds on it, those of its SQLite connections
+    included, and another process would then take the file for unused and delete its
+    write-ahead log, with what was written to it. A new file is made under another name
+    and linked into place, which also never replaces one made meanwhile.
+    """
+    if os.path.exists(path):
+        return True
+    fresh = f"{path}.{uuid.uuid4().hex[:12]}.new"
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
+    try:
+        os.link(fresh, path)
+    except FileExistsError:
+        pass  # made meanwhile, by another process or thread
+    except OSError:
+        return False  # no hard links on this file system
+    finally:
+        os.unlink(fresh)
+    return True
 
 
 class Store:
@@ -148,11 +167,14 @@ class Store:
             raise OutboxError(f"outbox {self.path}: {exc.strerror or exc}") from None
 
     def _connect(self) -> sqlite3.Connection:
-        _create_private(self.path)
+        private = _create_private(self.path)
         db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         try:
+            if not private:
+                # SQLite made it: private before anything is written to it.
+                os.chmod(self.path, 0o600)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise OutboxError(
