@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from gainsight_segment.outbox import DeadLetter, Outbox, OutboxError, OutboxSummary
 
+from ._logs import warnings_to
 from ._parser import (
     EXIT_OK,
     CliError,
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     # With the dead letters on stdout, the report goes to stderr.
     report = sys.stderr if args.export == "-" else sys.stdout
     try:
-        with Outbox(path) as outbox:
+        with warnings_to(sys.stderr), Outbox(path) as outbox:
             summary = outbox.summary()
             recent = list(collections.deque(outbox.dead_letters(), maxlen=args.show))
             done: dict[str, int] = {}

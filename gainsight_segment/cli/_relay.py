@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import select
 import signal
@@ -30,6 +29,7 @@ import attrs
 import gainsight_segment as gs
 from gainsight_segment.outbox import Outbox, OutboxError, OutboxSummary
 
+from ._logs import warnings_to
 from ._parser import (
     ACCESS_KEY_ENV,
     DEFAULT_ENDPOINT,
@@ -95,7 +95,7 @@ def relay(options: RelayOptions, stdout: IO[str], stderr: IO[str]) -> int:
         ConfigurationError: When a client setting is invalid.
     """
     gs.Settings(**_client_settings(options))  # bad settings are told before anything starts
-    with Outbox(options.path) as outbox, _Wakeup() as wakeup, _warnings_to(stderr):
+    with Outbox(options.path) as outbox, _Wakeup() as wakeup, warnings_to(stderr):
         return _Relay(options, outbox, stdout).run(wakeup)
 
 
@@ -133,6 +133,12 @@ class _Relay:
         done = False
         try:
             done = self._wait(wakeup)
+            if wakeup.signal is not None:
+                self._line(
+                    f"relay: {wakeup.signal_name} received; requests in flight have "
+                    f"{options.grace:g} s to finish (another signal stops at once)",
+                    always=True,
+                )
         finally:
             # In-flight requests get the grace period; the rest stays in the file.
             self.client.shutdown(timeout=options.grace)
@@ -262,20 +268,6 @@ class _Wakeup:
             signal.set_wakeup_fd(self._previous_fd)
         self._receive.close()
         self._send.close()
-
-
-@contextlib.contextmanager
-def _warnings_to(stream: IO[str]) -> Any:
-    """Show the library's warnings (an outage, an unusable file) on ``stream`` meanwhile."""
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("gainsight-segment: %(levelname)s: %(message)s"))
-    logger = logging.getLogger("gainsight_segment")
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
 
 
 # The command ------------------------------------------------------------------------------
