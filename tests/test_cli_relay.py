@@ -336,6 +336,17 @@ def test_sigterm_lets_requests_in_flight_finish_and_leaves_the_rest_in_the_file(
     assert waiting + len(delivered) == len(sent)
 
 
+def test_a_relay_started_before_the_apps_delivers_what_they_write(
+    path: Path, collector: LocalCollector, relays: list[subprocess.Popen[str]]
+) -> None:
+    relay = start_relay(relays, path, collector.endpoint)
+    sent = fill(path, 25)
+    assert collector.wait_for(25, PATIENCE)
+    relay.send_signal(signal.SIGTERM)
+    assert finish(relay)[0] == 0
+    assert ids(collector) == sorted(sent)
+
+
 def test_a_request_longer_than_the_grace_period_is_cut_and_its_message_kept(
     path: Path, relays: list[subprocess.Popen[str]]
 ) -> None:

@@ -238,6 +238,16 @@ def test_flush_waits_until_another_client_delivered_what_this_one_wrote(
     assert relay.stats().delivered == 30
 
 
+def test_a_client_that_never_writes_delivers_what_others_write_later(
+    outbox_client: ClientFactory, collector: LocalCollector
+) -> None:
+    outbox_client()  # on an empty file: a relay, started before the apps
+    writer = outbox_client(workers=0)
+    ids = [writer.track("u", "Clicked", {"n": n}).message_id for n in range(10)]
+    assert writer.flush(timeout=PATIENCE)
+    assert sorted(m["messageId"] for m in collector.messages) == sorted(ids)
+
+
 def test_flush_counts_a_dead_letter_as_gone(
     outbox_client: ClientFactory, collector: LocalCollector
 ) -> None:

@@ -115,20 +115,20 @@ class OutboxEngine:
 
     def _look_for_leftovers(self) -> None:
         # What an earlier run (or a process that died) left is delivered now; counted as
-        # queued by this client, which takes it on.
+        # queued by this client, which takes it on. A sender starts even when nothing is
+        # left: it looks in the file for what other processes write (a relay's job).
         if self._store is None or self._senders is None:
             return
+        waiting = 0
         try:
             self._store.take_back_from_the_departed()
             waiting = self._store.depth()[0]
         except OutboxError as error:
             self._warn(error)
-            return
-        if waiting:
-            with self.ledger.lock:
-                self.ledger.queued += waiting
-                start = self._senders.wake_locked()
-            self._senders.start(start)
+        with self.ledger.lock:
+            self.ledger.queued += waiting
+            start = self._senders.wake_locked()
+        self._senders.start(start)
 
     # --- callers ------------------------------------------------------------------------
 
