@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable
 
 import attrs
 
@@ -38,6 +37,7 @@ from gainsight_segment.delivery._policy import RETRYABLE_STATUSES
 from gainsight_segment.delivery._process import ProcessWatch
 from gainsight_segment.delivery._senders import Senders, Token
 
+from ._file import OutboxFile, open_store
 from ._store import OutboxError, Store
 
 # Senders look in the file this often for messages other processes wrote.
@@ -46,16 +46,6 @@ POLL_SECONDS = 0.5
 SWEEP_SECONDS = 5.0
 # Warnings about the file are logged at most this often.
 WARN_SECONDS = 10.0
-
-
-def open_store(settings: Settings) -> Store | None:
-    """Open the client's outbox; ``None``, loudly, when it cannot be used."""
-    assert settings.outbox is not None
-    try:
-        return Store(settings.outbox, fsync=settings.outbox_fsync)
-    except OutboxError as error:
-        logger.error("%s; messages are kept in memory only, as without an outbox", error)
-        return None
 
 
 class OutboxEngine:
@@ -95,7 +85,7 @@ class OutboxEngine:
         self._look_for_leftovers()
 
     def _fresh_state(self) -> None:
-        self._store = open_store(self._settings)
+        self._file = OutboxFile(open_store(self._settings), self._warn)
         self._queue: deque[tuple[bytes, int | None]] = deque()  # claimed rows, and memory
         self._settled = threading.Condition(self.ledger.lock)
         self._mark = 0  # the last row this client wrote
@@ -107,22 +97,18 @@ class OutboxEngine:
         self._stopping = False
         self._stopped = threading.Event()
         self._stop_answer = True
-        # Rows settled (delivered or dead) whose deletion the file refused (a full disk):
-        # written again later; meanwhile flush() does not wait for them.
-        self._unsaved: dict[int, Callable[[Store], object]] = {}
-        # The file's figures when the client closed it: what stats() says from then on.
-        self._last_look: tuple[int, float | None, int, int, float] | None = None
 
     def _look_for_leftovers(self) -> None:
         # What an earlier run (or a process that died) left is delivered now; counted as
         # queued by this client, which takes it on. A sender starts even when nothing is
         # left: it looks in the file for what other processes write (a relay's job).
-        if self._store is None or self._senders is None:
+        store = self._file.store
+        if store is None or self._senders is None:
             return
         waiting = 0
         try:
-            self._store.take_back_from_the_departed()
-            waiting = self._store.depth()[0]
+            store.take_back_from_the_departed()
+            waiting = store.depth()[0]
         except OutboxError as error:
             self._warn(error)
         with self.ledger.lock:
@@ -140,7 +126,7 @@ class OutboxEngine:
             # by the next run, never lost.
             raise ClientClosedError("the client was shut down; create a new Client")
         body = message.body
-        store = self._store
+        store = self._file.store
         row: int | None = None
         if store is not None:
             try:
@@ -218,14 +204,14 @@ class OutboxEngine:
 
     def refill(self) -> bool:
         """Claim messages from the file, when it changed or the departed may have left some."""
-        store, senders = self._store, self._senders
+        store, senders = self._file.store, self._senders
         if store is None or senders is None:
             return False
         now = time.monotonic()
         if senders.concurrency.paused_for(now):
             return False  # claims made now would only wait, out of others' reach
         try:
-            self._save_settled(store)
+            self._file.save_settled(store)
             version = store.changed()
             if now >= self._next_sweep:
                 self._next_sweep = now + SWEEP_SECONDS
@@ -263,9 +249,9 @@ class OutboxEngine:
         try:
             if row is not None:
                 if error is None:
-                    self._settle_row(row, lambda store: store.delivered(row))
+                    self._file.settle(row, lambda store: store.delivered(row))
                 else:
-                    self._settle_row(
+                    self._file.settle(
                         row,
                         lambda store: store.dead(
                             row, kind=error.kind, status=error.status, reason=error.reason
@@ -278,39 +264,12 @@ class OutboxEngine:
                     self._in_memory -= 1
                 self._settled.notify_all()
 
-    def _settle_row(self, row: int, write: Callable[[Store], object]) -> None:
-        """Delete a settled row (or make it a dead letter); later, if the file refuses."""
-        if self._store is None:
-            return
-        try:
-            write(self._store)
-        except OutboxError as error:
-            # Left in the file, it would be sent again once its claim ran out, and a
-            # flush() would wait for it until then.
-            self._warn(error)
-            with self.ledger.lock:
-                self._unsaved[row] = write
-
-    def _save_settled(self, store: Store) -> None:
-        """Write the outcomes the file refused before (raises if it still does)."""
-        with self.ledger.lock:
-            unsaved = list(self._unsaved.items())
-        for row, write in unsaved:
-            write(store)
-            with self.ledger.lock:
-                del self._unsaved[row]
-
     def _give_back(self, ticket: int, body: bytes, row: int, result: Result) -> None:
         # Not given up: the message goes back to the file, and the client waits before
         # trying any message again (an outage would fail them all alike).
-        kept = False
-        try:
-            if self._store is not None:
-                self._store.release([row])
-        except OutboxError as error:
-            # Still claimed by this client, for no one else to send: it sends it again.
-            self._warn(error)
-            kept = True
+        # If the file refuses, the message is still claimed by this client, for no one
+        # else to send: it sends it again itself.
+        kept = not self._file.call(lambda store: store.release([row]))
         assert self._senders is not None
         with self.ledger.lock:
             self._senders.concurrency.pause(self._settings.backoff_max, time.monotonic())
@@ -321,14 +280,6 @@ class OutboxEngine:
             self._settled.notify_all()
         if result.error is not None:
             self._warn(f"message {result.error.message_id} not delivered yet ({result.error})")
-
-    def _store_call(self, call: Callable[[Store], object]) -> None:
-        if self._store is None:
-            return
-        try:
-            call(self._store)
-        except OutboxError as error:
-            self._warn(error)
 
     # --- flush and shutdown -------------------------------------------------------------
 
@@ -356,14 +307,12 @@ class OutboxEngine:
             with self._settled:
                 in_memory = self._in_memory
             stored = False
-            if self._store is not None and mark and self._last_look is None:
-                with self.ledger.lock:
-                    settled = list(self._unsaved)
+            store = self._file.store
+            if store is not None and mark and self._file.usable:
                 try:
-                    stored = self._store.left_from(mark, written, settled)
+                    stored = store.left_from(mark, written, self._file.settled_rows())
                 except OutboxError as error:
                     self._warn(error)
-                    stored = False
             if not stored and not in_memory:
                 return True
             left = remaining(until)
@@ -411,10 +360,10 @@ class OutboxEngine:
             self.ledger.pending -= len(waiting)
         rows = [row for _, row in waiting if row is not None]
         rows += [token for _, _, token in stuck if isinstance(token, int)]
-        self._store_call(lambda store: store.release(rows))
-        self._store_call(self._save_settled)
+        self._file.call(lambda store: store.release(rows))
+        self._file.call(self._file.save_settled)
         self._give_up_in_memory(waiting, stuck)
-        left = self._close_store()
+        left = self._file.close()
         self._transports.close()
         log_summary(self.ledger)
         if left:
@@ -460,38 +409,13 @@ class OutboxEngine:
                 self._in_memory -= 1
                 self._settled.notify_all()
 
-    def _close_store(self) -> int:
-        """Close the file, keeping its last figures for stats(); how many messages it holds."""
-        if self._store is None:
-            return 0
-        look = self._look()
-        self._last_look = (*look, time.monotonic())
-        self._store.close()
-        return look[0]
-
-    def _look(self) -> tuple[int, float | None, int, int]:
-        """Messages in the file, the oldest's age, dead letters, and messages nobody holds."""
-        store = self._store
-        if store is not None and self._last_look is None:
-            try:
-                depth, oldest, dead = store.depth()
-                return depth, oldest, dead, store.waiting()
-            except OutboxError as error:
-                if self._last_look is None:  # rather than closed meanwhile
-                    self._warn(error)
-        if self._last_look is None:
-            return 0, None, 0, 0
-        depth, oldest, dead, waiting, when = self._last_look
-        aged = None if oldest is None else oldest + time.monotonic() - when
-        return depth, aged, dead, waiting
-
     def stats(self) -> Stats:
         """The counters, with what waits in the outbox file."""
         self._watch.check(self)
         snapshot = self.ledger.snapshot()
         with self._settled:
             not_persisted = self._not_persisted
-        depth, oldest, dead, waiting = self._look()
+        depth, oldest, dead, waiting = self._file.figures()
         return attrs.evolve(
             snapshot,
             pending=snapshot.pending + waiting,
@@ -510,8 +434,8 @@ class OutboxEngine:
         as are its claims; what the child writes goes to the same file.
         """
         self._watch.forked(self)
-        if self._store is not None:
-            self._abandoned.append(self._store)
+        if self._file.store is not None:
+            self._abandoned.append(self._file.store)
         self.ledger.reset()
         self._fresh_state()
         if self._senders is not None:
