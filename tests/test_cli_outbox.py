@@ -60,12 +60,11 @@ def test_waiting_messages_and_dead_letters_are_described(
     assert lines[:2] == [str(path), "  waiting:      3 (0 claimed by a sender)"]
     assert re.fullmatch(r"  oldest:       \d+\.\d s ago", lines[2])
     assert lines[3:5] == ["  dead letters: 2", "most recent dead letters (2 of 2):"]
-    pattern = (
-        r"  #\d+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ http_status 400: HTTP 400: not retried; "
-        r'track "Refused" messageId=(\S+)'
-    )
-    shown = [re.fullmatch(pattern, line) for line in lines[5:]]
-    assert [match.group(1) for match in shown if match] == dead
+    when = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    for first, second, message_id in zip(lines[5::2], lines[6::2], dead):
+        assert re.fullmatch(rf"  #\d+ {when} http_status 400: HTTP 400: not retried", first)
+        assert second == f'      track "Refused", messageId {message_id}'
+    assert len(lines) == 5 + 2 * len(dead)
 
 
 @pytest.mark.parametrize(("show", "shown"), [("0", 0), ("1", 1), ("5", 3)])
@@ -75,7 +74,7 @@ def test_show_says_how_many_of_the_most_recent_dead_letters(
     dead = refused(path, 3)
     assert main(["outbox", str(path), "--show", show]) == 0
     out = capsys.readouterr().out
-    listed = re.findall(r"messageId=(\S+)", out)
+    listed = re.findall(r"messageId (\S+)", out)
     assert listed == dead[len(dead) - shown :]
 
 
@@ -102,9 +101,8 @@ def test_retry_moves_the_dead_letters_back_to_wait(
 ) -> None:
     refused(path, 2)
     assert main(["outbox", str(path), "--retry"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == (
-        "moved 2 dead letters back to the outbox, to be sent again by the clients and relays on it"
-    )
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == "moved 2 dead letters back, to be sent again"
     with Outbox(path) as outbox:
         summary = outbox.summary()
     assert (summary.waiting, summary.dead_letters) == (2, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,13 +77,11 @@ def test_once_delivers_what_the_file_holds_and_exits_0(
     assert main(relay_args(path, collector, "--once")) == 0
     assert ids(collector) == sorted(sent)
     assert summary(path) == (0, 0, 0)
-    first, *_, last = capsys.readouterr().out.splitlines()
-    assert first == (
-        f"relay (once): delivering from {path} to {collector.endpoint}; "
-        f"50 waiting (oldest {first.split('oldest ')[1].split(' s')[0]} s), 0 dead letters"
-    )
-    assert last.startswith("relay done: 50 delivered in ")
-    assert last.endswith(" s, 0 refused; 0 waiting, 0 dead letters")
+    first, second, *_, ending, last = capsys.readouterr().out.splitlines()
+    assert first == f"relay (once): delivering from {path} to {collector.endpoint}"
+    assert re.fullmatch(r"relay: 50 waiting \(oldest \d+\.\d s\), 0 dead letters", second)
+    assert re.fullmatch(r"relay done in \d+\.\d s: 50 delivered, 0 refused", ending)
+    assert last == "relay: 0 waiting, 0 dead letters"
 
 
 def test_once_on_an_empty_file_exits_0_at_once(
@@ -92,7 +91,7 @@ def test_once_on_an_empty_file_exits_0_at_once(
     assert main(relay_args(path, collector, "--once")) == 0
     assert time.monotonic() - started < 5
     assert path.exists()  # created: a relay may start before its apps
-    assert "relay done: 0 delivered" in capsys.readouterr().out
+    assert ": 0 delivered, 0 refused\nrelay: 0 waiting" in capsys.readouterr().out
 
 
 def test_once_exits_1_when_messages_were_refused(
@@ -102,7 +101,9 @@ def test_once_exits_1_when_messages_were_refused(
     fill(path, 5)
     assert main(relay_args(path, collector, "--once")) == 1
     assert summary(path) == (0, 0, 2)
-    assert ", 2 refused; 0 waiting, 2 dead letters" in capsys.readouterr().out
+    assert capsys.readouterr().out.endswith(
+        ": 3 delivered, 2 refused\nrelay: 0 waiting, 2 dead letters\n"
+    )
 
 
 def test_once_gives_up_at_its_timeout_leaving_the_rest_in_the_file(
@@ -114,7 +115,7 @@ def test_once_gives_up_at_its_timeout_leaving_the_rest_in_the_file(
     assert main(relay_args(path, collector, "--once", "--timeout", "0.5", "--grace", "0.5")) == 1
     assert time.monotonic() - started < 5
     assert summary(path) == (5, 0, 0)
-    assert "relay stopped after --timeout 0.5 s: 0 delivered" in capsys.readouterr().out
+    assert "relay stopped at --timeout 0.5 s: 0 delivered, 0 refused" in capsys.readouterr().out
 
 
 def test_once_does_not_wait_for_messages_written_after_it_started(
@@ -248,7 +249,7 @@ def test_a_signal_stops_the_relay_which_exits_0(
         signal_when_handled(signum, first)
         assert main(relay_args(path, collector)) == 0
     out = capsys.readouterr().out
-    assert f"relay stopped by {signal.Signals(signum).name}: " in out
+    assert f"relay stopped by {signal.Signals(signum).name} after " in out
     assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)
     waiting, claimed, _ = summary(path)
     assert claimed == 0
@@ -309,6 +310,7 @@ def start_relay(
     relays.append(relay)
     assert relay.stdout is not None
     assert relay.stdout.readline().startswith("relay: delivering from ")
+    assert " waiting" in relay.stdout.readline()  # what the file held at the start
     return relay
 
 
@@ -328,7 +330,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_leaves_the_rest_in_the_file(
         status, out, err = finish(relay)
         delivered = ids(collector)
     assert status == 0
-    assert out.splitlines()[-1].startswith("relay stopped by SIGTERM: ")
+    assert out.splitlines()[-2].startswith("relay stopped by SIGTERM after ")
     assert "Traceback" not in err
     assert len(set(delivered)) == len(delivered)  # in flight at the signal: answered, once
     waiting, claimed, _ = summary(path)

@@ -122,27 +122,24 @@ def _print_text(
     if recent:
         out.write(f"most recent dead letters ({len(recent):,} of {summary.dead_letters:,}):\n")
         for letter in recent:
-            out.write(f"  {_described(letter)}\n")
+            out.writelines(f"  {line}\n" for line in _described(letter))
     if "exported" in done:
         where = "standard output" if export == "-" else export
         out.write(f"exported {plural(done['exported'], 'dead letter')} to {where}\n")
     if "retried" in done:
-        out.write(
-            f"moved {plural(done['retried'], 'dead letter')} back to the outbox, to be sent "
-            "again by the clients and relays on it\n"
-        )
+        out.write(f"moved {plural(done['retried'], 'dead letter')} back, to be sent again\n")
 
 
-def _described(letter: DeadLetter) -> str:
-    """One line about a dead letter: when, why, and what message."""
+def _described(letter: DeadLetter) -> tuple[str, str]:
+    """Two lines about a dead letter: when and why, then which message."""
     message = letter.message
     what = str(message.get("type", "?"))
     if "event" in message:
         what += f" {json.dumps(message['event'], ensure_ascii=False)}"
     status = "" if letter.status is None else f" {letter.status}"
     return (
-        f"#{letter.id} {_utc(letter.failed)} {letter.kind}{status}: {letter.reason}; "
-        f"{what} messageId={message.get('messageId', '?')}"
+        f"#{letter.id} {_utc(letter.failed)} {letter.kind}{status}: {letter.reason}",
+        f"    {what}, messageId {message.get('messageId', '?')}",
     )
 
 

@@ -64,7 +64,7 @@ class RelayOptions:
         timeout: With ``once``, the longest run, in seconds.
         grace: Seconds requests in flight get to finish once the relay is told to stop.
         interval: Seconds between progress lines.
-        quiet: Print only the last line.
+        quiet: Print only the summary at the end.
     """
 
     path: str
@@ -127,35 +127,33 @@ class _Relay:
         options = self.options
         mode = " (once)" if options.once else ""
         self._line(
-            f"relay{mode}: delivering from {options.path} to {self.client.settings.endpoint}; "
-            f"{_state(self.first)}"
+            f"relay{mode}: delivering from {options.path} to {self.client.settings.endpoint}"
         )
+        self._line(f"relay: {_state(self.first)}")
         done = False
         try:
             done = self._wait(wakeup)
             if wakeup.signal is not None:
                 self._line(
-                    f"relay: {wakeup.signal_name} received; requests in flight have "
-                    f"{options.grace:g} s to finish (another signal stops at once)",
+                    f"relay: {wakeup.signal_name} received, stopping "
+                    f"({options.grace:g} s grace; a second signal stops at once)",
                     always=True,
                 )
         finally:
             # In-flight requests get the grace period; the rest stays in the file.
             self.client.shutdown(timeout=options.grace)
         stats = self.client.stats()
-        summary = self.outbox.summary()
-        if done:
-            why = "done"
-        elif wakeup.signal is not None:
-            why = f"stopped by {wakeup.signal_name}"
-        else:
-            why = f"stopped after --timeout {options.timeout:g} s"
         took = time.monotonic() - self.started
+        if done:
+            why = f"done in {took:.1f} s"
+        elif wakeup.signal is not None:
+            why = f"stopped by {wakeup.signal_name} after {took:.1f} s"
+        else:
+            why = f"stopped at --timeout {options.timeout:g} s"
         self._line(
-            f"relay {why}: {stats.delivered:,} delivered in {took:.1f} s, "
-            f"{stats.failed:,} refused; {_state(summary)}",
-            always=True,
+            f"relay {why}: {stats.delivered:,} delivered, {stats.failed:,} refused", always=True
         )
+        self._line(f"relay: {_state(self.outbox.summary())}", always=True)
         if not options.once:
             return EXIT_OK
         return EXIT_OK if done and not stats.failed else EXIT_FAILED
@@ -327,7 +325,7 @@ def add_parser(commands: argparse._SubParsersAction[CommandParser]) -> None:
         default=60.0,
         help="seconds between progress lines (default: 60)",
     )
-    parser.add_argument("--quiet", action="store_true", help="print only the last line")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary at the end")
 
 
 def run(args: argparse.Namespace) -> int:
