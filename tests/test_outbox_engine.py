@@ -569,9 +569,9 @@ def test_a_delivered_message_whose_deletion_is_refused_is_not_waited_for_or_sent
     client = outbox_client()
     Refusing(monkeypatch, "delivered", 1)
     client.track("u", "Clicked", {"n": 0})
-    assert client.flush(timeout=5)
+    assert client.flush(timeout=PATIENCE)
     client.track("u", "Clicked", {"n": 1})  # the file takes writes again
-    assert client.flush(timeout=5)
+    assert client.flush(timeout=PATIENCE)
     assert waiting(path) == 0
     assert sorted(m["properties"]["n"] for m in collector.messages) == [0, 1]
 
@@ -587,7 +587,7 @@ def test_a_refused_message_whose_move_is_refused_is_not_reported_twice(
     client = outbox_client(**outcomes.callbacks())
     Refusing(monkeypatch, "dead", 1)
     client.track("u", "Clicked")
-    assert client.flush(timeout=5)
+    assert client.flush(timeout=PATIENCE)
     client.shutdown(timeout=5)
     assert outcomes.kinds == ["http_status"]
     with Outbox(path) as outbox:
@@ -601,7 +601,7 @@ def test_a_message_the_file_cannot_take_back_is_retried_by_its_client(
     client = mock_client(mock_clients, transport, outbox=str(path), max_retries=0)
     Refusing(monkeypatch, "release", 1)
     client.track("u", "Clicked")
-    assert client.flush(timeout=5)
+    assert client.flush(timeout=PATIENCE)
     assert len(times) == 2
     assert waiting(path) == 0
 
@@ -684,7 +684,8 @@ FORK = """
     if pid == 0:
         for n in range(50):
             client.track("child", "In Child", {"n": n})
-        os._exit(0 if client.flush(timeout=20) else 1)
+        # Shut down, not just flushed: its senders may hold the parent's messages too.
+        os._exit(0 if client.shutdown(timeout=20) else 1)
     for n in range(50):
         client.track("parent", "After Fork", {"n": n})
     _, status = os.waitpid(pid, 0)

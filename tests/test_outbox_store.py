@@ -111,6 +111,81 @@ def test_writes_stay_visible_after_another_process_opens_and_closes_the_file(
             store.close()
 
 
+FORKED_WRITER = """
+    import os, subprocess, sys, textwrap
+    from gainsight_segment.outbox._store import Store
+
+    path, count = sys.argv[1], sys.argv[2]
+    parent = Store(path)
+    parent.add(b'{"who": "parent"}', 100)
+    ready, go = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        child = Store(path)  # as a client does in a child: a store of its own
+        os.read(ready, 1)  # the parent has closed its store
+        for n in range(5):
+            child.add(b'{"who": "child"}', 100)
+        seen = subprocess.run([sys.executable, "-c", textwrap.dedent(count), path],
+                              capture_output=True, text=True).stdout
+        print(seen.strip(), flush=True)
+        os._exit(0)
+    parent.close()
+    os.write(go, b"x")
+    os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_keeps_its_writes_after_the_parent_closes_the_file(path: Path) -> None:
+    # The child's connections hold locks of their own: when another process then opens and
+    # closes the file, it does not take it for unused and delete the write-ahead log.
+    forked = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FORKED_WRITER), str(path), COUNT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert forked.stdout == "6\n"
+
+
+def test_a_store_works_again_in_the_parent_after_a_fork(store: Store) -> None:
+    store.add(body(1), 10)
+    store.before_fork()
+    store.after_fork(child=False)
+    assert store.add(body(2), 10) == 2
+    assert [row for row, _ in store.claim(5)] == [1, 2]
+
+
+def test_a_store_inherited_by_a_child_is_closed_there(path: Path) -> None:
+    store = Store(path)
+    store.before_fork()
+    store.after_fork(child=True)
+    with pytest.raises(OutboxError):
+        store.add(body(1), 10)
+    store.close()  # harmless
+
+
+def test_a_fork_goes_ahead_without_closing_when_a_call_does_not_end(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_store, "FORK_WAIT_SECONDS", 0.01)
+    for held in (store._write_lock, store._read_lock):
+        with held:
+            store.before_fork()
+            store.after_fork(child=False)
+    assert store.add(body(1), 10) == 1  # never closed
+
+
+def test_a_closed_store_stays_closed_across_a_fork(path: Path) -> None:
+    store = Store(path)
+    store.close()
+    store.before_fork()
+    store.after_fork(child=False)
+    with pytest.raises(OutboxError):
+        store.add(body(1), 10)
+
+
 def test_a_missing_directory_is_an_outbox_error(tmp_path: Path) -> None:
     with pytest.raises(OutboxError, match="No such file or directory"):
         Store(tmp_path / "missing" / "events.db")

@@ -12,12 +12,14 @@ The access key is never written: only message bodies, times and delivery outcome
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,6 +29,8 @@ SCHEMA_VERSION = 1
 # Claims last this long unless their owner is seen gone sooner.
 LEASE_SECONDS = 300.0
 BUSY_TIMEOUT_MS = 10_000
+# How long a fork waits for a call on the file to end (SQLite may wait that long for a lock).
+FORK_WAIT_SECONDS = BUSY_TIMEOUT_MS / 1000 + 1.0
 PAGE_SIZE = 1024
 
 _SCHEMA = """
@@ -147,6 +151,9 @@ class Store:
         self._depth_until = 0.0
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self._closed = False
+        self._held_for_fork = False
+        _watch_forks(self)
         if register:
             self._register()
 
@@ -408,9 +415,80 @@ class Store:
                 (self.owner,),
             )
             db.execute("DELETE FROM owners WHERE owner = ?", (self.owner,))
+        with self._write_lock, self._read_lock:
+            self._closed = True
+            self._close_connections()
+
+    def _close_connections(self) -> None:
         for db in (self._writer, self._reader):
             with contextlib.suppress(sqlite3.Error):
                 db.close()
+
+    # --- forks --------------------------------------------------------------------------
+    #
+    # A child must not inherit open connections: SQLite would count their locks as the
+    # child's, so that the child's own connections would take none, and another process
+    # closing the file could take it for unused and delete its write-ahead log, with what
+    # the child writes to it. The connections are closed for the fork, with no call on
+    # them in progress, and opened again in the parent; a child opens a store of its own.
+
+    def before_fork(self) -> None:
+        """Close the connections for a fork (os.register_at_fork's ``before``)."""
+        if not self._write_lock.acquire(timeout=FORK_WAIT_SECONDS):
+            return
+        if not self._read_lock.acquire(timeout=FORK_WAIT_SECONDS):
+            self._write_lock.release()
+            return
+        self._held_for_fork = True
+        if not self._closed:
+            self._close_connections()
+
+    def after_fork(self, *, child: bool) -> None:
+        """Open the connections again in the parent; leave them closed in a child."""
+        if not self._held_for_fork:
+            return
+        self._held_for_fork = False
+        try:
+            if child:
+                self._closed = True
+            elif not self._closed:
+                self._reopen()
+        finally:
+            self._read_lock.release()
+            self._write_lock.release()
+
+    def _reopen(self) -> None:
+        try:
+            self._writer, self._reader = self._connect(), self._connect()
+            for pragma in _WRITER_PRAGMAS:
+                self._writer.execute(pragma)
+        except (sqlite3.Error, OSError, OutboxError) as exc:
+            # Every later call says so, as OutboxError: clients keep messages in memory.
+            from gainsight_segment.delivery._callbacks import logger
+
+            logger.error("outbox %s could not be opened again after a fork: %s", self.path, exc)
+
+
+def _watch_forks(store: Store) -> None:
+    """Close and reopen ``store``'s connections around every fork while it lives."""
+    if not hasattr(os, "register_at_fork"):  # pragma: no cover - not on Windows
+        return
+    ref = weakref.ref(store)
+    os.register_at_fork(
+        before=functools.partial(_on_fork, ref, "before"),
+        after_in_parent=functools.partial(_on_fork, ref, "parent"),
+        after_in_child=functools.partial(_on_fork, ref, "child"),
+    )
+
+
+def _on_fork(ref: weakref.ReferenceType[Store], when: str) -> None:
+    store = ref()
+    if store is None:
+        return
+    if when == "before":
+        store.before_fork()
+    else:
+        store.after_fork(child=when == "child")
 
 
 @contextlib.contextmanager
