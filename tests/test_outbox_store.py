@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from gainsight_segment.outbox import OutboxError, _store
-from gainsight_segment.outbox._store import Store, process_alive, process_started
+from gainsight_segment.outbox._os import process_alive, process_started
+from gainsight_segment.outbox._store import Store
 
 BODY = b'{"type":"track","userId":"u","event":"Clicked","messageId":"m-%d"}'
 
