@@ -186,6 +186,50 @@ def test_shutdown_delivers_what_the_client_wrote_before_it_stops(
     assert client.stats().outbox_depth == 0
 
 
+def test_shutdown_from_a_callback_returns_at_once(
+    outbox_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers: list[bool] = []
+    client: gs.Client | None = None
+
+    def on_success(message: dict[str, Any]) -> None:
+        assert client is not None
+        answers.append(client.shutdown())
+
+    client = outbox_client(on_success=on_success)
+    client.track("u", "Clicked")
+    client.shutdown(timeout=PATIENCE)
+    assert answers == [False]
+    assert "shutdown() called from a callback" in caplog.text
+
+
+def test_a_second_shutdown_returns_the_first_ones_answer(
+    outbox_client: ClientFactory, collector: LocalCollector
+) -> None:
+    collector.faults = Faults(stall=True)
+    client = outbox_client()
+    client.track("u", "Clicked")
+    assert client.shutdown(timeout=0.3) is False
+    assert client.shutdown(timeout=0.3) is False
+
+
+def test_messages_in_memory_left_at_the_shutdown_deadline_are_reported(
+    outbox_client: ClientFactory,
+    collector: LocalCollector,
+    read_only_dir: Path,  # noqa: F811 - the fixture
+) -> None:
+    collector.faults = Faults(stall=True)
+    outcomes = Outcomes()
+    client = outbox_client(outbox=read_only_dir / "events.db", workers=1, **outcomes.callbacks())
+    for n in range(3):
+        client.track("u", "Clicked", {"n": n})
+    assert client.shutdown(timeout=0.5) is False
+    assert sorted(outcomes.kinds) == ["shutdown"] * 3
+    stats = client.stats()
+    assert (stats.dropped, stats.failed, stats.not_persisted) == (2, 1, 3)
+    assert reconciles(stats)
+
+
 def test_stats_after_shutdown_show_the_file_as_it_was_left_without_a_warning(
     outbox_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -604,6 +648,36 @@ def test_a_message_the_file_cannot_take_back_is_retried_by_its_client(
     assert client.flush(timeout=PATIENCE)
     assert len(times) == 2
     assert waiting(path) == 0
+
+
+def test_a_file_that_fails_when_the_client_opens_it_is_tried_again_later(
+    outbox_client: ClientFactory, collector: LocalCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Refusing(monkeypatch, "take_back_from_the_departed", 1)
+    client = outbox_client()
+    client.track("u", "Clicked")
+    assert client.flush(timeout=PATIENCE)
+    assert len(collector.messages) == 1
+
+
+def test_a_claim_the_file_refuses_is_made_again_later(
+    outbox_client: ClientFactory, collector: LocalCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusing = Refusing(monkeypatch, "claim", 1)
+    client = outbox_client()
+    client.track("u", "Clicked")
+    assert client.flush(timeout=PATIENCE)
+    assert (refusing.left, len(collector.messages)) == (0, 1)
+
+
+def test_flush_looks_again_when_the_file_cannot_be_read(
+    outbox_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = outbox_client()
+    client.track("u", "Clicked")
+    refusing = Refusing(monkeypatch, "left_from", 1)
+    assert client.flush(timeout=PATIENCE)
+    assert refusing.left == 0
 
 
 # --- processes -----------------------------------------------------------------------------
