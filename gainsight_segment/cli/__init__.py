@@ -7,6 +7,8 @@ Commands:
 - ``replay FILE``: send a JSON Lines file of Segment messages (e.g. a Segment export).
 - ``collector``: run the local collector in the foreground and print what it receives.
 - ``audience sync NAME``: send the membership changes of an audience since its last sync.
+- ``relay PATH``: deliver the messages of an outbox file, from a process of its own.
+- ``outbox PATH``: show what an outbox file holds; export or retry its dead letters.
 
 Exit statuses: 0 success; 1 something was not delivered (or was rejected); 2 the command
 could not run (bad arguments, bad access key, unreadable file); 130 interrupted.
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 
 import gainsight_segment as gs
 
-from . import _audience, _collector, _demo, _replay, _send
+from . import _audience, _collector, _demo, _outbox, _relay, _replay, _send
 from ._parser import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -44,7 +46,7 @@ def _build_parser() -> CommandParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {gs.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (_demo, _send, _replay, _collector, _audience):
+    for command in (_demo, _send, _replay, _collector, _audience, _relay, _outbox):
         command.add_parser(commands)
     return parser
 

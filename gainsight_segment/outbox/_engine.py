@@ -11,10 +11,10 @@ from memory, as the threaded engine does, and says so in the log and in ``stats(
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
-from typing import Callable
 
 import attrs
 
@@ -37,6 +37,7 @@ from gainsight_segment.delivery._policy import RETRYABLE_STATUSES
 from gainsight_segment.delivery._process import ProcessWatch
 from gainsight_segment.delivery._senders import Senders, Token
 
+from ._file import OutboxFile, open_store
 from ._store import OutboxError, Store
 
 # Senders look in the file this often for messages other processes wrote.
@@ -45,16 +46,6 @@ POLL_SECONDS = 0.5
 SWEEP_SECONDS = 5.0
 # Warnings about the file are logged at most this often.
 WARN_SECONDS = 10.0
-
-
-def open_store(settings: Settings) -> Store | None:
-    """Open the client's outbox; ``None``, loudly, when it cannot be used."""
-    assert settings.outbox is not None
-    try:
-        return Store(settings.outbox, fsync=settings.outbox_fsync)
-    except OutboxError as error:
-        logger.error("%s; messages are kept in memory only, as without an outbox", error)
-        return None
 
 
 class OutboxEngine:
@@ -94,7 +85,7 @@ class OutboxEngine:
         self._look_for_leftovers()
 
     def _fresh_state(self) -> None:
-        self._store = open_store(self._settings)
+        self._file = OutboxFile(open_store(self._settings), self._warn)
         self._queue: deque[tuple[bytes, int | None]] = deque()  # claimed rows, and memory
         self._settled = threading.Condition(self.ledger.lock)
         self._mark = 0  # the last row this client wrote
@@ -109,20 +100,21 @@ class OutboxEngine:
 
     def _look_for_leftovers(self) -> None:
         # What an earlier run (or a process that died) left is delivered now; counted as
-        # queued by this client, which takes it on.
-        if self._store is None or self._senders is None:
+        # queued by this client, which takes it on. A sender starts even when nothing is
+        # left: it looks in the file for what other processes write (a relay's job).
+        store = self._file.store
+        if store is None or self._senders is None:
             return
+        waiting = 0
         try:
-            self._store.take_back_from_the_departed()
-            waiting = self._store.depth()[0]
+            store.take_back_from_the_departed()
+            waiting = store.depth()[0]
         except OutboxError as error:
             self._warn(error)
-            return
-        if waiting:
-            with self.ledger.lock:
-                self.ledger.queued += waiting
-                start = self._senders.wake_locked()
-            self._senders.start(start)
+        with self.ledger.lock:
+            self.ledger.queued += waiting
+            start = self._senders.wake_locked()
+        self._senders.start(start)
 
     # --- callers ------------------------------------------------------------------------
 
@@ -134,7 +126,7 @@ class OutboxEngine:
             # by the next run, never lost.
             raise ClientClosedError("the client was shut down; create a new Client")
         body = message.body
-        store = self._store
+        store = self._file.store
         row: int | None = None
         if store is not None:
             try:
@@ -212,13 +204,14 @@ class OutboxEngine:
 
     def refill(self) -> bool:
         """Claim messages from the file, when it changed or the departed may have left some."""
-        store, senders = self._store, self._senders
-        if store is None or senders is None or self.ledger.closed:
+        store, senders = self._file.store, self._senders
+        if store is None or senders is None:
             return False
         now = time.monotonic()
         if senders.concurrency.paused_for(now):
             return False  # claims made now would only wait, out of others' reach
         try:
+            self._file.save_settled(store)
             version = store.changed()
             if now >= self._next_sweep:
                 self._next_sweep = now + SWEEP_SECONDS
@@ -238,25 +231,31 @@ class OutboxEngine:
         return True
 
     def drained_locked(self) -> bool:
-        """Whether the client is closed and nothing waits here."""
-        return self.ledger.closed and not self._queue
+        """Never: while the client shuts down, its senders go on taking from the file.
+
+        ``shutdown()`` waits for what the client wrote, which may not be claimed yet;
+        the senders end when it tells them to (``Senders.stop``), at its deadline or once
+        that is delivered.
+        """
+        return False
 
     def finished(self, ticket: int, body: bytes, token: Token, result: Result) -> None:
         """Settle a message: deleted, dead-lettered, or given back to the file."""
         row = token if isinstance(token, int) else None
         error = result.error
         if row is not None and error is not None and _curable(error.kind, error.status):
-            self._give_back(ticket, row, result)
+            self._give_back(ticket, body, row, result)
             return
         try:
             if row is not None:
                 if error is None:
-                    self._store_call(lambda store: store.delivered(row))
+                    self._file.settle(row, lambda store: store.delivered(row))
                 else:
-                    self._store_call(
+                    self._file.settle(
+                        row,
                         lambda store: store.dead(
                             row, kind=error.kind, status=error.status, reason=error.reason
-                        )
+                        ),
                     )
             report(self.ledger, self._callbacks, body, ticket, result)
         finally:
@@ -265,25 +264,22 @@ class OutboxEngine:
                     self._in_memory -= 1
                 self._settled.notify_all()
 
-    def _give_back(self, ticket: int, row: int, result: Result) -> None:
+    def _give_back(self, ticket: int, body: bytes, row: int, result: Result) -> None:
         # Not given up: the message goes back to the file, and the client waits before
         # trying any message again (an outage would fail them all alike).
-        self._store_call(lambda store: store.release([row]))
+        # If the file refuses, the message is still claimed by this client, for no one
+        # else to send: it sends it again itself.
+        kept = not self._file.call(lambda store: store.release([row]))
         assert self._senders is not None
         with self.ledger.lock:
             self._senders.concurrency.pause(self._settings.backoff_max, time.monotonic())
             self.ledger.released_locked(retries=result.retries)
+            if kept:
+                self._queue.append((body, row))
+                self.ledger.pending += 1
             self._settled.notify_all()
         if result.error is not None:
             self._warn(f"message {result.error.message_id} not delivered yet ({result.error})")
-
-    def _store_call(self, call: Callable[[Store], object]) -> None:
-        if self._store is None:
-            return
-        try:
-            call(self._store)
-        except OutboxError as error:
-            self._warn(error)
 
     # --- flush and shutdown -------------------------------------------------------------
 
@@ -311,12 +307,12 @@ class OutboxEngine:
             with self._settled:
                 in_memory = self._in_memory
             stored = False
-            if self._store is not None and mark:
+            store = self._file.store
+            if store is not None and mark and self._file.usable:
                 try:
-                    stored = self._store.left_from(mark, written)
+                    stored = store.left_from(mark, written, self._file.settled_rows())
                 except OutboxError as error:
                     self._warn(error)
-                    stored = False
             if not stored and not in_memory:
                 return True
             left = remaining(until)
@@ -357,22 +353,23 @@ class OutboxEngine:
     def _stop(self, until: float | None) -> bool:
         self._watch.cancel_exit()
         settled = True if self._senders is None else self._wait_gone(until)
-        stuck = [] if self._senders is None else self._senders.stop(until)
+        stuck = [] if self._senders is None else _stop_senders(self._senders, until)
         with self.ledger.lock:
             waiting = list(self._queue)
             self._queue.clear()
             self.ledger.pending -= len(waiting)
         rows = [row for _, row in waiting if row is not None]
         rows += [token for _, _, token in stuck if isinstance(token, int)]
-        self._store_call(lambda store: store.release(rows))
+        self._file.call(lambda store: store.release(rows))
+        self._file.call(self._file.save_settled)
         self._give_up_in_memory(waiting, stuck)
-        left = self._left_in_outbox()
-        if self._store is not None:
-            self._store.close()
+        left = self._file.close()
         self._transports.close()
         log_summary(self.ledger)
         if left:
-            logger.warning(
+            # A write-only client leaves its messages to a relay: that is no news.
+            logger.log(
+                logging.WARNING if self._senders is not None else logging.DEBUG,
                 "%d message%s left in the outbox %s for the next run",
                 left,
                 "s" * (left != 1),
@@ -412,27 +409,13 @@ class OutboxEngine:
                 self._in_memory -= 1
                 self._settled.notify_all()
 
-    def _left_in_outbox(self) -> int:
-        if self._store is None:
-            return 0
-        try:
-            return self._store.depth()[0]
-        except OutboxError:
-            return 0
-
     def stats(self) -> Stats:
         """The counters, with what waits in the outbox file."""
         self._watch.check(self)
         snapshot = self.ledger.snapshot()
         with self._settled:
             not_persisted = self._not_persisted
-        depth, oldest, dead, waiting = 0, None, 0, 0
-        if self._store is not None:
-            try:
-                depth, oldest, dead = self._store.depth()
-                waiting = self._store.waiting()
-            except OutboxError as error:
-                self._warn(error)
+        depth, oldest, dead, waiting = self._file.figures()
         return attrs.evolve(
             snapshot,
             pending=snapshot.pending + waiting,
@@ -451,8 +434,8 @@ class OutboxEngine:
         as are its claims; what the child writes goes to the same file.
         """
         self._watch.forked(self)
-        if self._store is not None:
-            self._abandoned.append(self._store)
+        if self._file.store is not None:
+            self._abandoned.append(self._file.store)
         self.ledger.reset()
         self._fresh_state()
         if self._senders is not None:
@@ -462,6 +445,20 @@ class OutboxEngine:
     def exit_flush(self) -> None:
         """Deliver what is due within ``exit_timeout``; the rest waits in the file."""
         self.shutdown(self._settings.exit_timeout)
+
+
+def _stop_senders(senders: Senders, until: float | None) -> list[tuple[int, bytes, Token]]:
+    """``Senders.stop()``, asked again when it met a sender thread still being started.
+
+    ``Senders.start()`` makes a thread known before starting it, and joining it then
+    raises ``RuntimeError``; it runs microseconds later. (Better fixed in ``Senders``.)
+    """
+    for _ in range(999):
+        try:
+            return senders.stop(until)
+        except RuntimeError:
+            time.sleep(0.001)
+    return senders.stop(until)
 
 
 def _curable(kind: str, status: int | None) -> bool:

@@ -12,21 +12,27 @@ The access key is never written: only message bodies, times and delivery outcome
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gainsight_segment._errors import GainsightError
 
+from ._os import create_private, process_alive, process_started
+
 SCHEMA_VERSION = 1
 # Claims last this long unless their owner is seen gone sooner.
 LEASE_SECONDS = 300.0
 BUSY_TIMEOUT_MS = 10_000
+# How long a fork waits for a call on the file to end (SQLite may wait that long for a lock).
+FORK_WAIT_SECONDS = BUSY_TIMEOUT_MS / 1000 + 1.0
 PAGE_SIZE = 1024
 
 _SCHEMA = """
@@ -67,36 +73,6 @@ class OutboxError(GainsightError):
     """The outbox file cannot be used: unreadable, unwritable, full or corrupt."""
 
 
-def process_started(pid: int) -> str:
-    """A marker of when process ``pid`` started, to tell it from a later one with its id.
-
-    Linux's start time in clock ticks since boot; empty where the platform does not say.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def process_alive(pid: int, started: str) -> bool:
-    """Whether process ``pid`` (which started at ``started``) still runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, as another user's
-    return not started or process_started(pid) in ("", started)
-
-
-def _create_private(path: str) -> None:
-    # Created readable by its owner only: it holds user ids and event data. SQLite gives
-    # its -wal and -shm files the same mode.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-
-
 class Store:
     """One process's handle on an outbox file.
 
@@ -128,6 +104,9 @@ class Store:
         self._depth_until = 0.0
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self._closed = False
+        self._held_for_fork = False
+        _watch_forks(self)
         if register:
             self._register()
 
@@ -148,11 +127,14 @@ class Store:
             raise OutboxError(f"outbox {self.path}: {exc.strerror or exc}") from None
 
     def _connect(self) -> sqlite3.Connection:
-        _create_private(self.path)
+        private = create_private(self.path)
         db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         try:
+            if not private:
+                # SQLite made it: private before anything is written to it.
+                os.chmod(self.path, 0o600)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise OutboxError(
@@ -270,9 +252,11 @@ class Store:
     def dead(self, row: int, *, kind: str, status: int | None, reason: str) -> None:
         """Move a refused message to the dead letters, with why."""
         with self._locked_reader() as db, _transaction(db, immediate=True):
+            # A number of its own: outbox ids are reused once the outbox empties, and a
+            # later dead letter must not replace an earlier one.
             db.execute(
-                "INSERT OR REPLACE INTO dead_letters "
-                "SELECT id, body, created, ?, attempts, ?, ?, ? FROM outbox WHERE id = ?",
+                "INSERT INTO dead_letters (body, created, failed, attempts, kind, status, reason) "
+                "SELECT body, created, ?, attempts, ?, ?, ? FROM outbox WHERE id = ?",
                 (time.time(), kind, status, reason, row),
             )
             db.execute("DELETE FROM outbox WHERE id = ?", (row,))
@@ -329,15 +313,19 @@ class Store:
             ).fetchone()
         return int(found[0])
 
-    def left_from(self, row: int, written: float) -> bool:
+    def left_from(self, row: int, written: float, settled: Sequence[int] = ()) -> bool:
         """Whether a message with an id up to ``row``, written by ``written``, is stored.
 
         Ids are reused once the outbox empties (no AUTOINCREMENT: it would cost a second
-        page write per call); the time tells a later message that got an old id.
+        page write per call); the time tells a later message that got an old id. Rows in
+        ``settled`` (delivered, their deletion still to be written) do not count.
         """
+        marks = ",".join("?" * len(settled))
         with self._locked_reader() as db:
             found = db.execute(
-                "SELECT 1 FROM outbox WHERE id <= ? AND created <= ? LIMIT 1", (row, written)
+                f"SELECT 1 FROM outbox WHERE id <= ? AND created <= ? AND id NOT IN ({marks}) "
+                "LIMIT 1",
+                (row, written, *settled),
             ).fetchone()
         return found is not None
 
@@ -380,9 +368,80 @@ class Store:
                 (self.owner,),
             )
             db.execute("DELETE FROM owners WHERE owner = ?", (self.owner,))
+        with self._write_lock, self._read_lock:
+            self._closed = True
+            self._close_connections()
+
+    def _close_connections(self) -> None:
         for db in (self._writer, self._reader):
             with contextlib.suppress(sqlite3.Error):
                 db.close()
+
+    # --- forks --------------------------------------------------------------------------
+    #
+    # A child must not inherit open connections: SQLite would count their locks as the
+    # child's, so that the child's own connections would take none, and another process
+    # closing the file could take it for unused and delete its write-ahead log, with what
+    # the child writes to it. The connections are closed for the fork, with no call on
+    # them in progress, and opened again in the parent; a child opens a store of its own.
+
+    def before_fork(self) -> None:
+        """Close the connections for a fork (os.register_at_fork's ``before``)."""
+        if not self._write_lock.acquire(timeout=FORK_WAIT_SECONDS):
+            return
+        if not self._read_lock.acquire(timeout=FORK_WAIT_SECONDS):
+            self._write_lock.release()
+            return
+        self._held_for_fork = True
+        if not self._closed:
+            self._close_connections()
+
+    def after_fork(self, *, child: bool) -> None:
+        """Open the connections again in the parent; leave them closed in a child."""
+        if not self._held_for_fork:
+            return
+        self._held_for_fork = False
+        try:
+            if child:
+                self._closed = True
+            elif not self._closed:
+                self._reopen()
+        finally:
+            self._read_lock.release()
+            self._write_lock.release()
+
+    def _reopen(self) -> None:
+        try:
+            self._writer, self._reader = self._connect(), self._connect()
+            for pragma in _WRITER_PRAGMAS:
+                self._writer.execute(pragma)
+        except (sqlite3.Error, OSError, OutboxError) as exc:
+            # Every later call says so, as OutboxError: clients keep messages in memory.
+            from gainsight_segment.delivery._callbacks import logger
+
+            logger.error("outbox %s could not be opened again after a fork: %s", self.path, exc)
+
+
+def _watch_forks(store: Store) -> None:
+    """Close and reopen ``store``'s connections around every fork while it lives."""
+    if not hasattr(os, "register_at_fork"):  # pragma: no cover - not on Windows
+        return
+    ref = weakref.ref(store)
+    os.register_at_fork(
+        before=functools.partial(_on_fork, ref, "before"),
+        after_in_parent=functools.partial(_on_fork, ref, "parent"),
+        after_in_child=functools.partial(_on_fork, ref, "child"),
+    )
+
+
+def _on_fork(ref: weakref.ReferenceType[Store], when: str) -> None:
+    store = ref()
+    if store is None:
+        return
+    if when == "before":
+        store.before_fork()
+    else:
+        store.after_fork(child=when == "child")
 
 
 @contextlib.contextmanager
