@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -114,3 +115,33 @@ def test_a_retry_after_pauses_every_sender() -> None:
     during = [t for t in script.arrivals[1:] if refused_at + 0.05 < t < refused_at + 0.5]
     assert during == []
     assert len(script.arrivals) == 9
+
+
+def test_shutdown_while_a_sender_is_still_starting_returns(
+    monkeypatch: pytest.MonkeyPatch, slow_server: ScriptedServer
+) -> None:
+    # A sender is counted before its thread starts; a shutdown in between must not fail
+    # to wait for it.
+    release = threading.Event()
+
+    class SlowStart(threading.Thread):
+        def start(self) -> None:
+            release.wait(10)
+            super().start()
+
+    patched = types.SimpleNamespace(**vars(threading))
+    patched.Thread = SlowStart
+    monkeypatch.setattr(_senders, "threading", patched)
+    client = client_for(slow_server)
+    calling = threading.Thread(target=client.track, args=("u", "Clicked"))
+    calling.start()
+    deadline = time.monotonic() + 10
+    while not client.stats().queued and time.monotonic() < deadline:
+        time.sleep(0.01)
+    answered: list[bool] = []
+    closing = threading.Thread(target=lambda: answered.append(client.shutdown(timeout=0)))
+    closing.start()
+    closing.join(5)
+    release.set()
+    calling.join(10)
+    assert answered == [False]

@@ -12,6 +12,7 @@ The ledger's lock guards the feed's queue, the counters and the senders' bookkee
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Protocol
@@ -280,7 +281,9 @@ class Senders:
             self._work.notify_all()
             threads = [t for t in self._threads if t is not threading.current_thread()]
         for thread in threads:
-            thread.join(remaining(until))
+            # One still starting (counted before its start) sees the interrupt at once.
+            with contextlib.suppress(RuntimeError):
+                thread.join(remaining(until))
         with self._ledger.lock:
             stuck = [(ticket, body, token) for ticket, (body, token) in self._in_flight.items()]
             self._in_flight.clear()
