@@ -122,10 +122,11 @@ def test_shutdown_while_a_sender_is_still_starting_returns(
 ) -> None:
     # A sender is counted before its thread starts; a shutdown in between must not fail
     # to wait for it.
-    release = threading.Event()
+    starting, release = threading.Event(), threading.Event()
 
     class SlowStart(threading.Thread):
         def start(self) -> None:
+            starting.set()
             release.wait(10)
             super().start()
 
@@ -135,9 +136,7 @@ def test_shutdown_while_a_sender_is_still_starting_returns(
     client = client_for(slow_server)
     calling = threading.Thread(target=client.track, args=("u", "Clicked"))
     calling.start()
-    deadline = time.monotonic() + 10
-    while not client.stats().queued and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert starting.wait(10)
     answered: list[bool] = []
     closing = threading.Thread(target=lambda: answered.append(client.shutdown(timeout=0)))
     closing.start()
