@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gainsight_segment.outbox import OutboxError, _store
-from gainsight_segment.outbox._os import process_alive, process_started
+from gainsight_segment.outbox._os import host_identity, process_alive, process_started
 from gainsight_segment.outbox._store import Store
 
 BODY = b'{"type":"track","userId":"u","event":"Clicked","messageId":"m-%d"}'
@@ -506,3 +506,25 @@ def test_left_from_tells_a_later_message_that_reused_an_old_id(store: Store) -> 
     store.delivered(claimed)
     assert store.add(body(2), 10) == row  # the emptied table hands the id out again
     assert not store.left_from(row, written)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "taken_back"),
+    [
+        pytest.param(None, True, id="same-process-namespace"),
+        pytest.param("pid:[1]", False, id="another-container-of-the-pod"),
+    ],
+)
+def test_claims_of_a_gone_process_are_taken_back_only_where_its_id_means_something(
+    tmp_path: Path, namespace: str | None, taken_back: bool
+) -> None:
+    # Containers of one pod share a host name, not process ids: a process id from another
+    # namespace says nothing, and its claims wait for their lease instead.
+    store = Store(tmp_path / "events.db")
+    store.add(b'{"type":"track"}', 10)
+    host = host_identity() if namespace is None else f"{socket.gethostname()}/{namespace}"
+    with sqlite3.connect(tmp_path / "events.db") as db:
+        db.execute("INSERT INTO owners VALUES ('gone', ?, 2147483646, '', ?)", (host, time.time()))
+        db.execute("UPDATE outbox SET owner = 'gone', not_before = ?", (time.time() + 300,))
+    assert (store.take_back_from_the_departed() == 1) is taken_back
+    store.close()

@@ -353,7 +353,7 @@ class OutboxEngine:
     def _stop(self, until: float | None) -> bool:
         self._watch.cancel_exit()
         settled = True if self._senders is None else self._wait_gone(until)
-        stuck = [] if self._senders is None else _stop_senders(self._senders, until)
+        stuck = [] if self._senders is None else self._senders.stop(until)
         with self.ledger.lock:
             waiting = list(self._queue)
             self._queue.clear()
@@ -445,20 +445,6 @@ class OutboxEngine:
     def exit_flush(self) -> None:
         """Deliver what is due within ``exit_timeout``; the rest waits in the file."""
         self.shutdown(self._settings.exit_timeout)
-
-
-def _stop_senders(senders: Senders, until: float | None) -> list[tuple[int, bytes, Token]]:
-    """``Senders.stop()``, asked again when it met a sender thread still being started.
-
-    ``Senders.start()`` makes a thread known before starting it, and joining it then
-    raises ``RuntimeError``; it runs microseconds later. (Better fixed in ``Senders``.)
-    """
-    for _ in range(999):
-        try:
-            return senders.stop(until)
-        except RuntimeError:
-            time.sleep(0.001)
-    return senders.stop(until)
 
 
 def _curable(kind: str, status: int | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 
 
@@ -53,3 +54,17 @@ def create_private(path: str) -> bool:
     finally:
         os.unlink(fresh)
     return True
+
+
+def host_identity() -> str:
+    """Where process ids mean the same thing: this host and its process namespace.
+
+    Two containers of one Kubernetes pod share a host name but, unless the pod shares its
+    process namespace, not their process ids: a process id seen from the other one says
+    nothing about whether the process lives, so their claims are judged by lease instead.
+    """
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{namespace}" if namespace else socket.gethostname()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 from gainsight_segment._errors import GainsightError
 
-from ._os import create_private, process_alive, process_started
+from ._os import create_private, host_identity, process_alive, process_started
 
 SCHEMA_VERSION = 1
 # Claims last this long unless their owner is seen gone sooner.
@@ -171,7 +170,7 @@ class Store:
         pid = os.getpid()
         self._write(
             "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?, ?)",
-            (self.owner, socket.gethostname(), pid, process_started(pid), time.time()),
+            (self.owner, host_identity(), pid, process_started(pid), time.time()),
         )
 
     # --- the callers' side --------------------------------------------------------------
@@ -263,7 +262,7 @@ class Store:
 
     def take_back_from_the_departed(self) -> int:
         """Release the claims of owners whose process is gone; how many messages."""
-        host = socket.gethostname()
+        host = host_identity()
         now = time.time()
         with self._locked_reader() as db:
             owners = db.execute("SELECT owner, host, pid, started, seen FROM owners").fetchall()
