@@ -405,7 +405,7 @@ def test_the_claims_of_a_live_process_are_left_alone(path: Path, store: Store) -
     [
         pytest.param("elsewhere", 1.0, False, id="other-host-seen-lately"),
         pytest.param("elsewhere", _store.LEASE_SECONDS + 60, True, id="other-host-silent"),
-        pytest.param(socket.gethostname(), 1.0, True, id="this-host-pid-gone"),
+        pytest.param(host_identity(), 1.0, True, id="this-host-pid-gone"),
     ],
 )
 def test_an_owner_is_judged_by_its_process_here_and_by_its_lease_elsewhere(
