@@ -101,6 +101,9 @@ class Config:
     ratelimit_latency: float = 0.05
     ratelimit_retry_after: tuple[float, ...] = (0.1, 1.0)
     idle_seconds: float = 20.0
+    # The outbox scenario's burst; with fsync each call waits for the disk, so fewer.
+    outbox_calls: int = 20_000
+    outbox_fsync_calls: int = 1000
 
 
 QUICK = Config(
@@ -125,6 +128,8 @@ QUICK = Config(
     burst_messages=300,
     ratelimit_messages=100,
     idle_seconds=2.0,
+    outbox_calls=300,
+    outbox_fsync_calls=30,
 )
 
 

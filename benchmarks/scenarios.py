@@ -128,6 +128,47 @@ def caller(config: Config) -> dict[str, Any]:
     }
 
 
+# outbox -----------------------------------------------------------------------------------
+
+# How each contender of the outbox scenario runs: (sdk, outbox mode).
+OUTBOX_CONTENDERS = {
+    "peer": ("peer", ""),
+    "senders": ("ours", "senders"),
+    "write-only": ("ours", "write-only"),
+    "fsync": ("ours", "fsync"),
+}
+
+
+def outbox(config: Config) -> dict[str, Any]:
+    """Wall and CPU per ``track()`` with an outbox, against Segment's in-memory queue.
+
+    Ours writes each call to the outbox and delivers it with in-process senders, or only
+    writes it while a relay drains the file, or writes it with ``fsync``; Segment's SDK
+    queues it in memory. The fsync case makes fewer calls: each waits for the disk.
+    """
+
+    def spec(contender: str) -> dict[str, Any]:
+        sdk, mode = OUTBOX_CONTENDERS[contender]
+        calls = config.outbox_fsync_calls if mode == "fsync" else config.outbox_calls
+        return _caller_spec(
+            config,
+            endpoint,
+            sdk=sdk,
+            calls=calls,
+            max_queue_size=queue_for(calls),
+            **({"outbox": mode} if mode else {}),
+        )
+
+    with server() as (endpoint, _):
+        runs = measure(tuple(OUTBOX_CONTENDERS), config.repeats, spec, "outbox")
+    return {
+        "calls": config.outbox_calls,
+        "fsync_calls": config.outbox_fsync_calls,
+        "warmup": config.caller_warmup,
+        **{contender: [slim(run) for run in runs[contender]] for contender in runs},
+    }
+
+
 # throughput -------------------------------------------------------------------------------
 
 
@@ -644,6 +685,7 @@ SCENARIOS = {
     "ratelimit": ratelimit,
     "sender": sender,
     "memory": memory,
+    "outbox": outbox,
     "idle": idle,
     "import": import_time,
     "replay": replay,

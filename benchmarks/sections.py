@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from results import (
+    OUTBOX_MODES,
     TARGETS,
     Data,
     case_label,
@@ -405,6 +406,50 @@ def _memory_section(data: Data) -> str:
     )
 
 
+def _outbox_section(data: Data) -> str:
+    s = data["scenarios"]["outbox"]
+    count = repeats(data, "outbox")
+    peer_wall = med(values(s["peer"], "us_per_call"))
+    rows = []
+    for contender, label in (("peer", "Segment, in memory"), *OUTBOX_MODES.items()):
+        runs = s[contender]
+        wall = med(values(runs, "us_per_call"))
+        rows.append(
+            [
+                label if contender == "peer" else f"ours: {label}",
+                f"{int(runs[0]['calls']):,}",
+                spread(values(runs, "us_per_call")),
+                f"{ratio_of(wall, peer_wall):.2f}x",
+                num(med(values(runs, "cpu_us_per_call"))),
+                num(med(map(sdk_cpu, runs))),
+            ]
+        )
+    return "\n\n".join(
+        [
+            "## Outbox",
+            "The caller's cost when every call is first committed to a [durable "
+            "outbox](outbox.md): a burst of small tracks from one thread, after "
+            f"{s['warmup']} warm-up calls, each run with a new outbox file on the machine's "
+            "disk. Ours delivers from the file with its default senders, or only writes it "
+            "(`workers=0`) while `gainsight-segment relay` drains it in another process, or "
+            "writes it with `outbox_fsync=True` (fewer calls: each waits for the disk); "
+            "Segment's SDK queues in memory, as it always does. Segment's wall time is the "
+            f"reference of the ratio. Median (min-max) of {count} runs, interleaved.",
+            table(
+                [
+                    "",
+                    "calls",
+                    "wall, µs per call",
+                    "ratio",
+                    "caller CPU, µs",
+                    "other threads' CPU, µs",
+                ],
+                rows,
+            ),
+        ]
+    )
+
+
 def _idle_section(data: Data) -> str:
     s = data["scenarios"]["idle"]
     count = repeats(data, "idle")
@@ -507,6 +552,7 @@ SECTIONS: dict[str, Callable[[Data], str]] = {
     "ratelimit": _ratelimit_section,
     "sender": _sender_section,
     "memory": _memory_section,
+    "outbox": _outbox_section,
     "idle": _idle_section,
     "import": _import_section,
     "replay": _replay_section,

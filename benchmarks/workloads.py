@@ -8,6 +8,7 @@ or can hang the run.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import json
@@ -15,12 +16,14 @@ import linecache
 import os
 import resource
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -213,6 +216,7 @@ def caller_cost(
     workers: int | None = None,
     max_queue_size: int | None = None,
     sample: float = 0.0,
+    outbox: str = "",
 ) -> dict[str, Any]:
     """Time ``calls`` track() calls split over ``threads`` producer threads.
 
@@ -222,14 +226,56 @@ def caller_cost(
     ``workers`` overrides our client's default (adaptive) senders with a fixed pool (ours
     only); ``max_queue_size`` raises either SDK's queue bound; ``sample`` > 0 counts the
     SDK's threads (and our requests in flight) every ``sample`` seconds during the burst.
+    ``outbox`` (ours only) writes every call to a new outbox file first: ``"senders"``
+    delivers from it in this process, ``"fsync"`` too with ``outbox_fsync=True``, and
+    ``"write-only"`` only writes (``workers=0``) while a relay process drains it.
     """
-    props = properties(payload)
-    options: dict[str, Any] = {}
-    if workers is not None:
-        options["workers"] = workers
-    if max_queue_size is not None:
-        options["max_queue_size"] = max_queue_size
-    contender = Contender(sdk, endpoint, **options)
+    with contextlib.ExitStack() as stack:
+        options: dict[str, Any] = {}
+        if workers is not None:
+            options["workers"] = workers
+        if max_queue_size is not None:
+            options["max_queue_size"] = max_queue_size
+        if outbox:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-outbox-"))
+            options["outbox"] = os.path.join(folder, "events.db")
+            options["outbox_fsync"] = outbox == "fsync"
+            if outbox == "write-only":
+                options["workers"] = 0
+        contender = Contender(sdk, endpoint, **options)
+        if outbox == "write-only":
+            stack.enter_context(_relay(options["outbox"], endpoint))
+        return _burst(contender, properties(payload), calls, threads, warmup, sample)
+
+
+@contextlib.contextmanager
+def _relay(outbox: str, endpoint: str) -> Iterator[None]:
+    """``gainsight-segment relay`` draining ``outbox`` in a process of its own."""
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "gainsight_segment", "relay", outbox, "--endpoint", endpoint],
+        env={**os.environ, "GAINSIGHT_ACCESS_KEY": ACCESS_KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        relay.terminate()
+        try:
+            relay.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait(timeout=30)
+
+
+def _burst(
+    contender: Contender,
+    props: dict[str, Any],
+    calls: int,
+    threads: int,
+    warmup: int,
+    sample: float,
+) -> dict[str, Any]:
     for _ in range(warmup):
         contender.track(props)
     contender.flush()

@@ -1,4 +1,4 @@
-"""Helpers shared by the outbox's tests: callbacks that record, scripts, unusable places."""
+"""Helpers shared by the outbox's tests: scripts, files and unusable places."""
 
 from __future__ import annotations
 
@@ -6,49 +6,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-import gainsight_segment as gs
-
-
-class Outcomes:
-    """Records what a client's callbacks are told, from any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.delivered: list[str] = []
-        self.errors: list[tuple[gs.DeliveryError, dict[str, Any]]] = []
-
-    def on_success(self, message: dict[str, Any]) -> None:
-        with self._lock:
-            self.delivered.append(message["messageId"])
-
-    def on_error(self, error: gs.DeliveryError, message: dict[str, Any]) -> None:
-        with self._lock:
-            self.errors.append((error, message))
-
-    @property
-    def kinds(self) -> list[str]:
-        with self._lock:
-            return [error.kind for error, _ in self.errors]
-
-    @property
-    def reported(self) -> list[str]:
-        with self._lock:
-            return [message["messageId"] for _, message in self.errors]
-
-    def callbacks(self) -> dict[str, Any]:
-        return {"on_success": self.on_success, "on_error": self.on_error}
-
-
-def reconciles(stats: gs.Stats) -> bool:
-    settled = stats.delivered + stats.failed + stats.dropped
-    return stats.queued == settled + stats.pending + stats.in_flight
 
 
 def file_bytes(path: Path) -> bytes:

@@ -81,6 +81,7 @@ def test_the_data_is_a_full_run_of_every_scenario(data: Any) -> None:
         "ratelimit",
         "sender",
         "memory",
+        "outbox",
         "idle",
         "import",
         "replay",

@@ -24,13 +24,12 @@ from gainsight_segment.transport import Request, Response, TransportError
 
 from .conftest import ACCESS_KEY, FAST_RETRIES, ClientFactory
 from .outbox_support import (
-    Outcomes,
     file_bytes,
     read_only_dir,  # noqa: F401 - a fixture
-    reconciles,
     run_script,
     script,
 )
+from .outcomes import Outcomes, reconciles
 
 PATIENCE = 20.0  # the longest any wait here may take before the test fails
 

@@ -38,6 +38,7 @@ from gainsight_segment.testing import Faults, LocalCollector
 from gainsight_segment.transport import DefaultTransport, Request, Response, TransportError
 
 from .conftest import ACCESS_KEY, ClientFactory
+from .outcomes import Outcomes, reconciles, settled
 
 FIGURES_ENV = "GAINSIGHT_RELIABILITY_FIGURES"
 
@@ -62,39 +63,6 @@ def record_figures(scenario: str, **figures: Any) -> None:
 
 def sender_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("gainsight-segment-sender")]
-
-
-def settled(stats: gs.Stats) -> int:
-    return stats.delivered + stats.failed + stats.dropped
-
-
-def reconciles(stats: gs.Stats) -> bool:
-    return stats.queued == settled(stats) + stats.pending + stats.in_flight
-
-
-class Outcomes:
-    """Collects what the client's callbacks report, from any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.delivered: list[str] = []
-        self.errors: list[tuple[gs.DeliveryError, dict[str, Any]]] = []
-
-    def on_success(self, message: dict[str, Any]) -> None:
-        with self._lock:
-            self.delivered.append(message["messageId"])
-
-    def on_error(self, error: gs.DeliveryError, message: dict[str, Any]) -> None:
-        with self._lock:
-            self.errors.append((error, message))
-
-    @property
-    def reported(self) -> list[str]:
-        with self._lock:
-            return [message["messageId"] for _, message in self.errors]
-
-    def callbacks(self) -> dict[str, Any]:
-        return {"on_success": self.on_success, "on_error": self.on_error}
 
 
 # --------------------------------------------------------------------------------------------
