@@ -414,9 +414,8 @@ def import_time(config: Config) -> dict[str, Any]:
 
 
 def _replay_command() -> list[str]:
-    script = Path(sys.executable).with_name("gainsight-segment")
-    if script.exists():
-        return [str(script)]
+    # The module, not the console script: a script left by an older install can point at
+    # modules that are gone, and the module honours an exported --source.
     return [sys.executable, "-m", "gainsight_segment"]
 
 
