@@ -216,7 +216,7 @@ class Store:
     def claim(self, limit: int) -> list[tuple[int, bytes]]:
         """Claim up to ``limit`` of the oldest messages nobody holds, for this owner."""
         now = time.time()
-        with self._locked_writer() as db, _transaction(db, immediate=True):
+        with self._locked_reader() as db, _transaction(db, immediate=True):
             rows = db.execute(
                 "SELECT id, body FROM outbox WHERE not_before <= ? ORDER BY id LIMIT ?",
                 (now, limit),
@@ -233,7 +233,7 @@ class Store:
 
     def delivered(self, row: int) -> None:
         """Forget a delivered message."""
-        with self._locked_writer() as db:
+        with self._locked_reader() as db:
             db.execute("DELETE FROM outbox WHERE id = ?", (row,))
 
     def release(self, rows: Sequence[int]) -> None:
@@ -241,7 +241,7 @@ class Store:
         if not rows:
             return
         marks = ",".join("?" * len(rows))
-        with self._locked_writer() as db:
+        with self._locked_reader() as db:
             db.execute(
                 f"UPDATE outbox SET owner = NULL, not_before = 0 WHERE id IN ({marks}) "
                 "AND owner = ?",
@@ -250,7 +250,7 @@ class Store:
 
     def dead(self, row: int, *, kind: str, status: int | None, reason: str) -> None:
         """Move a refused message to the dead letters, with why."""
-        with self._locked_writer() as db, _transaction(db, immediate=True):
+        with self._locked_reader() as db, _transaction(db, immediate=True):
             # A number of its own: outbox ids are reused once the outbox empties, and a
             # later dead letter must not replace an earlier one.
             db.execute(
@@ -279,7 +279,7 @@ class Store:
             if not gone:
                 return 0
             marks = ",".join("?" * len(gone))
-            with self._write_lock, _transaction(db, immediate=True):
+            with _transaction(db, immediate=True):
                 freed = db.execute(
                     f"UPDATE outbox SET owner = NULL, not_before = 0 WHERE owner IN ({marks})",
                     gone,
@@ -339,7 +339,7 @@ class Store:
 
     def revive(self) -> int:
         """Move every dead letter back to the outbox; how many."""
-        with self._locked_writer() as db, _transaction(db, immediate=True):
+        with self._locked_reader() as db, _transaction(db, immediate=True):
             moved = db.execute(
                 "INSERT INTO outbox (body, created) SELECT body, created FROM dead_letters "
                 "ORDER BY id"
@@ -355,22 +355,11 @@ class Store:
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
 
-    @contextlib.contextmanager
-    def _locked_writer(self) -> Iterator[sqlite3.Connection]:
-        # The senders' connection, for a write. SQLite lets one connection write at a
-        # time and makes the other sleep (a millisecond at least) when they meet; in one
-        # process they take turns on a lock instead, which wakes the next at once.
-        try:
-            with self._read_lock, self._write_lock:
-                yield self._reader
-        except sqlite3.Error as exc:
-            raise OutboxError(f"outbox {self.path}: {exc}") from None
-
     def close(self) -> None:
         """Leave the file: the owner's record goes; its claims, if any, are given back."""
         with (
             contextlib.suppress(OutboxError),
-            self._locked_writer() as db,
+            self._locked_reader() as db,
             _transaction(db, immediate=True),
         ):
             db.execute(
@@ -378,7 +367,7 @@ class Store:
                 (self.owner,),
             )
             db.execute("DELETE FROM owners WHERE owner = ?", (self.owner,))
-        with self._read_lock, self._write_lock:
+        with self._write_lock, self._read_lock:
             self._closed = True
             self._close_connections()
 
@@ -397,10 +386,10 @@ class Store:
 
     def before_fork(self) -> None:
         """Close the connections for a fork (os.register_at_fork's ``before``)."""
-        if not self._read_lock.acquire(timeout=FORK_WAIT_SECONDS):
-            return
         if not self._write_lock.acquire(timeout=FORK_WAIT_SECONDS):
-            self._read_lock.release()
+            return
+        if not self._read_lock.acquire(timeout=FORK_WAIT_SECONDS):
+            self._write_lock.release()
             return
         self._held_for_fork = True
         if not self._closed:
@@ -417,8 +406,8 @@ class Store:
             elif not self._closed:
                 self._reopen()
         finally:
-            self._write_lock.release()
             self._read_lock.release()
+            self._write_lock.release()
 
     def _reopen(self) -> None:
         try:
