@@ -62,8 +62,10 @@ CREATE TABLE IF NOT EXISTS owners (
 );
 """
 # The writer's connection leaves checkpoints (copying the WAL into the file, the slow part
-# of some commits) to the senders' connection, off the callers' path.
-_WRITER_PRAGMAS = ("PRAGMA wal_autocheckpoint=0",)
+# of some commits) to the senders' connection, which makes one every 1,000 pages, off the
+# callers' path. With no sender anywhere (a write-only client whose relay is down), the
+# writer makes them itself past this many pages: a commit gets slower as the log grows.
+WRITER_CHECKPOINT_PAGES = 10_000
 # How long the writer trusts its estimate of how many messages are stored.
 DEPTH_SECONDS = 0.1
 
@@ -97,8 +99,7 @@ class Store:
         self._fsync = fsync
         self.owner = uuid.uuid4().hex
         self._writer, self._reader = self._open_both()
-        for pragma in _WRITER_PRAGMAS:
-            self._writer.execute(pragma)
+        self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         self._depth = 0
         self._depth_until = 0.0
         self._write_lock = threading.Lock()
@@ -412,8 +413,7 @@ class Store:
     def _reopen(self) -> None:
         try:
             self._writer, self._reader = self._connect(), self._connect()
-            for pragma in _WRITER_PRAGMAS:
-                self._writer.execute(pragma)
+            self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         except (sqlite3.Error, OSError, OutboxError) as exc:
             # Every later call says so, as OutboxError: clients keep messages in memory.
             from gainsight_segment.delivery._callbacks import logger
