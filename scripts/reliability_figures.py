@@ -496,9 +496,75 @@ HARDENING_ROWS = [
 ]
 
 
+_ENDED = (
+    "{calls_returned:,} calls returned, {waiting_at_kill:,} still in the file and "
+    "{claimed_at_kill} claimed at the signal; a new client delivered all {delivered:,} in "
+    "{drain_seconds:g} s, {duplicated} twice"
+)
+_UNUSABLE = (
+    "{written_to_the_file:,} written to the file, {kept_in_memory:,} kept in memory; "
+    "{raised} exceptions; {delivered:,} delivered, {reported} reported"
+)
+_OUTAGE = (
+    "{waiting_at_recovery:,} messages in the file at recovery, warm-up included; all "
+    "{delivered:,} delivered "
+    "{recovery_seconds:g} s later, {duplicated} twice; memory grew {rss_growth_mb:g} MB"
+)
+
 # The outbox scenarios (tests/test_reliability_outbox.py): a scenario without a row here is
 # shown by its name and raw figures.
-OUTBOX_ROWS: list[Row] = []
+OUTBOX_ROWS = [
+    _row(
+        "outbox-kill-9",
+        "`kill -9`",
+        "a process is killed in the middle of a burst of calls",
+        _ENDED,
+    ),
+    _row(
+        "outbox-sigterm",
+        "SIGTERM",
+        "a process is stopped with SIGTERM (no handler) in the middle of a burst of calls",
+        _ENDED,
+    ),
+    _row(
+        "outbox-four-writers-one-relay",
+        "Four writers, one relay",
+        "{writers} processes write {calls:,} calls to one file with `workers=0`; "
+        "`gainsight-segment relay` drains it",
+        "{caller_microseconds_per_call:g} µs per call in each writer; all {delivered:,} "
+        "delivered in {seconds_to_deliver_all:g} s, {duplicated} twice",
+    ),
+    _row(
+        "outbox-outage-refusing",
+        "Outage, refused",
+        "{events:,} calls at {rate} while the collector answers 503",
+        _OUTAGE,
+    ),
+    _row(
+        "outbox-outage-stalled",
+        "Outage, stalled",
+        "{events:,} calls at {rate} while the collector holds every answer",
+        _OUTAGE,
+    ),
+    _row(
+        "outbox-disk-full",
+        "Disk full",
+        "{calls:,} calls once the file may grow only 64 KB more (`RLIMIT_FSIZE`)",
+        _UNUSABLE,
+    ),
+    _row(
+        "outbox-read-only",
+        "Read-only directory",
+        "{calls:,} calls with the outbox in a directory the process cannot write",
+        _UNUSABLE,
+    ),
+    _row(
+        "outbox-corrupt",
+        "Corrupt file",
+        "{calls:,} calls with a file of garbage where the outbox should be",
+        _UNUSABLE,
+    ),
+]
 
 
 def lost(records: list[Figures]) -> str:
