@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -9,6 +11,19 @@ import pytest
 
 import gainsight_segment as gs
 from gainsight_segment.testing import DEMO_ACCESS_KEY, LocalCollector
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the programs the tests interrupt the Ctrl-C a terminal would send them.
+
+    A shell starts a background job with SIGINT ignored, and every process it starts
+    inherits that: the command-line tests that stop a program with SIGINT would see it
+    run on. A handler of this process's own is reset to the default in its children.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 ACCESS_KEY = DEMO_ACCESS_KEY
 # Short waits between retries keep fault tests fast; behaviour is otherwise the default.
