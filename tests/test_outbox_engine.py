@@ -448,6 +448,30 @@ def test_an_unexpected_transport_error_is_a_dead_letter(
     assert client.stats().dead_letters == 1
 
 
+def test_flush_waits_for_the_callback_of_a_settled_message(
+    mock_clients: list[gs.Client], path: Path
+) -> None:
+    release = threading.Event()
+    kinds: list[str] = []
+
+    def on_error(error: gs.DeliveryError, message: dict[str, Any]) -> None:
+        release.wait(PATIENCE)
+        kinds.append(error.kind)
+
+    client = mock_client(
+        mock_clients,
+        MockTransport(lambda request: Response(400)),
+        outbox=str(path),
+        on_error=on_error,
+    )
+    client.track("u", "Clicked")
+    flushed_while_reporting = client.flush(timeout=1.0)
+    release.set()
+    assert not flushed_while_reporting
+    assert client.flush(timeout=PATIENCE)
+    assert kinds == ["http_status"]
+
+
 # --- the bound -----------------------------------------------------------------------------
 
 

@@ -793,8 +793,10 @@ def test_shutdown_racing_producers_leaves_nothing_unaccounted(
     receipts: list[gs.Receipt] = []
 
     def produce() -> None:
+        # Until the client closes: on a busy machine, a fixed number of calls could all
+        # be made before the main thread gets to shut the client down.
         try:
-            for _ in range(1_000):
+            while True:
                 receipts.append(client.track("u", "Racing"))
         except gs.ClientClosedError:
             return
@@ -813,7 +815,6 @@ def test_shutdown_racing_producers_leaves_nothing_unaccounted(
     assert client.flush(timeout=10)
     accepted = [r.message_id for r in receipts if r.outcome is gs.Outcome.QUEUED]
     dropped = [r.message_id for r in receipts if r.outcome is gs.Outcome.DROPPED]
-    assert len(receipts) < 8_000, "the producers were done before the shutdown"
     stats = client.stats()
     assert (stats.pending, stats.in_flight) == (0, 0), stats
     assert stats.queued == len(receipts) == settled(stats)

@@ -247,22 +247,30 @@ class OutboxEngine:
             self._give_back(ticket, body, row, result)
             return
         try:
-            if row is not None:
-                if error is None:
-                    self._file.settle(row, lambda store: store.delivered(row))
-                else:
-                    self._file.settle(
-                        row,
-                        lambda store: store.dead(
-                            row, kind=error.kind, status=error.status, reason=error.reason
-                        ),
-                    )
+            # The callback first: flush() waits for the row to leave the file, and so for
+            # the callback too, as it does without an outbox.
             report(self.ledger, self._callbacks, body, ticket, result)
         finally:
-            with self._settled:
-                if row is None:
-                    self._in_memory -= 1
-                self._settled.notify_all()
+            try:
+                if row is not None:
+                    self._settle(row, error)
+            finally:
+                with self._settled:
+                    if row is None:
+                        self._in_memory -= 1
+                    self._settled.notify_all()
+
+    def _settle(self, row: int, error: DeliveryError | None) -> None:
+        """Delete a delivered row, or make a refused one a dead letter."""
+        if error is None:
+            self._file.settle(row, lambda store: store.delivered(row))
+        else:
+            self._file.settle(
+                row,
+                lambda store: store.dead(
+                    row, kind=error.kind, status=error.status, reason=error.reason
+                ),
+            )
 
     def _give_back(self, ticket: int, body: bytes, row: int, result: Result) -> None:
         # Not given up: the message goes back to the file, and the client waits before
