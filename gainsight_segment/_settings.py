@@ -253,9 +253,10 @@ def _check_count(minimum: int, *, optional: bool = False) -> Any:
 
 
 def _check_workers(instance: Settings, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value == 0 and not isinstance(value, bool) and instance.outbox is not None:
-        return  # write-only: a relay delivers from the outbox
-    if value == 0:
+    # The type first: comparing any object with 0 may raise (a signaling NaN Decimal does).
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        if instance.outbox is not None:
+            return  # write-only: a relay delivers from the outbox
         raise ConfigurationError(
             "workers: 0 (write only, a relay delivers) needs an outbox: pass outbox=PATH"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -341,6 +342,9 @@ def test_settings_refuses_http_to_public_host() -> None:
         pytest.param("backoff_factor", -0.1, "zero or more", id="backoff-factor-negative"),
         pytest.param("backoff_max", float("nan"), "finite", id="backoff-max-nan"),
         pytest.param("workers", 0, "needs an outbox", id="workers-zero"),
+        pytest.param(
+            "workers", Decimal("sNaN"), "integer, got Decimal", id="workers-signaling-nan"
+        ),
         pytest.param("max_queue_size", 0, "at least 1", id="queue-size-zero"),
         pytest.param("block_timeout", -1, "zero or more", id="block-timeout-negative"),
         pytest.param("exit_timeout", -1, "zero or more", id="exit-timeout-negative"),
