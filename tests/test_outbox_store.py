@@ -239,6 +239,34 @@ def test_opening_a_new_file_from_many_threads_at_once_creates_it_once(path: Path
         store.close()
 
 
+class LockedAtFirst:
+    """A connection whose journal-mode change meets another opener ``times`` times."""
+
+    def __init__(self, times: int) -> None:
+        self.left = times
+        self.statements: list[str] = []
+
+    def execute(self, sql: str) -> None:
+        self.statements.append(sql)
+        if self.left > 0:
+            self.left -= 1
+            raise sqlite3.OperationalError("database is locked")
+
+
+def test_switching_to_wal_tries_again_when_another_opener_holds_the_file() -> None:
+    # SQLite answers a journal-mode change that would deadlock with another connection at
+    # once, without waiting out the busy timeout: two threads opening a new file met it.
+    db = LockedAtFirst(times=3)
+    _store._enable_wal(db)  # type: ignore[arg-type]
+    assert db.statements == ["PRAGMA journal_mode=WAL"] * 4
+
+
+def test_switching_to_wal_gives_up_at_the_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_store, "BUSY_TIMEOUT_MS", 50)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _store._enable_wal(LockedAtFirst(times=10**9))  # type: ignore[arg-type]
+
+
 # --- writing and the bound ---------------------------------------------------------------
 
 

@@ -145,7 +145,7 @@ class Store:
                 # Before the file has tables: each call commits one page to the WAL, and a
                 # small page keeps that (and the disk a backlog takes) small.
                 db.execute(f"PRAGMA page_size={PAGE_SIZE}")
-            db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(db)
             db.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if version < SCHEMA_VERSION:
@@ -453,6 +453,24 @@ def _transaction(db: sqlite3.Connection, *, immediate: bool = False) -> Iterator
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (a no-op once it is), trying again while it is locked.
+
+    The change takes the file for itself. When another connection is opening it at the
+    same moment, SQLite may answer "locked" at once instead of waiting out the busy
+    timeout (waiting could deadlock the two); so the wait is made here, as long.
+    """
+    until = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= until:
+                raise
+        time.sleep(0.005)
 
 
 def _log_moved(path: str, moved: str, error: BaseException) -> None:
