@@ -10,7 +10,6 @@ column, or when the page itself scrolls sideways::
     python scripts/check_docs_layout.py                    # build with mkdocs, then check
     python scripts/check_docs_layout.py --site-dir site    # check a site already built
     python scripts/check_docs_layout.py --heights          # also print each page's height
-    python scripts/check_docs_layout.py --allow performance/   # report, but do not fail, there
 
 It needs Chromium (Debian: ``apt-get install chromium``) and nothing from PyPI: it speaks the
 DevTools protocol to the browser over a pipe (``--remote-debugging-pipe``). Material for MkDocs
@@ -442,6 +441,47 @@ def measure(
     return result
 
 
+def open_tab(browser: Browser, width: int, height: int) -> str:
+    """A new tab at ``width`` x ``height`` whose requests go through the interceptor."""
+    target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+    session: str = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+        "sessionId"
+    ]
+    browser.call("Page.enable", {}, session)
+    browser.call("Fetch.enable", {"patterns": [{"urlPattern": "*"}]}, session)
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+        session,
+    )
+    return session
+
+
+def page_problems(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """What is too wide on a measured page, the page itself included."""
+    problems: list[dict[str, Any]] = result["problems"]
+    if result["pageScrollWidth"] > result["viewportWidth"] + 1:
+        problems.append(
+            {
+                "kind": "page",
+                "section": "",
+                "text": "the page scrolls sideways",
+                "scrollWidth": result["pageScrollWidth"],
+                "clientWidth": result["viewportWidth"],
+                "sticksOut": 0,
+            }
+        )
+    return problems
+
+
+def describe(page: str, problem: dict[str, Any]) -> str:
+    out = f", {problem['sticksOut']} px out of the column" if problem["sticksOut"] else ""
+    return (
+        f'{page or "/"}: {problem["kind"]} in "{problem["section"]}" ({problem["text"]!r}): '
+        f"{problem['scrollWidth']} px wide in {problem['clientWidth']} px{out}"
+    )
+
+
 def check(args: argparse.Namespace, site: Path) -> int:
     pages = site_pages(site)
     if args.page:
@@ -453,70 +493,28 @@ def check(args: argparse.Namespace, site: Path) -> int:
         if version is None:
             raise CheckError("the site has diagrams but its theme names no Mermaid release")
         mermaid = fetch_mermaid(version)
-    interceptor = Interceptor(mermaid)
-    browser = Browser(find_chromium(args.chromium), interceptor)
-    failures = allowed = 0
+    browser = Browser(find_chromium(args.chromium), Interceptor(mermaid))
+    failures = 0
     heights: dict[str, int] = {}
     try:
-        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"
-        ]
-        browser.call("Page.enable", {}, session)
-        browser.call("Fetch.enable", {"patterns": [{"urlPattern": "*"}]}, session)
-        browser.call(
-            "Emulation.setDeviceMetricsOverride",
-            {
-                "width": args.width,
-                "height": args.height,
-                "deviceScaleFactor": 1,
-                "mobile": args.width < 600,
-            },
-            session,
-        )
+        session = open_tab(browser, args.width, args.height)
         with serve(site) as base:
             for page in pages:
                 shot = None
                 if args.screenshots:
                     args.screenshots.mkdir(parents=True, exist_ok=True)
-                    name = page.strip("/").replace("/", "-") or "index"
-                    shot = args.screenshots / f"{name}.png"
+                    shot = args.screenshots / f"{page.strip('/').replace('/', '-') or 'index'}.png"
                 result = measure(browser, session, base + page, diagrams[page], shot)
                 heights[page or "/"] = result["height"]
-                problems = result["problems"]
-                if result["pageScrollWidth"] > result["viewportWidth"] + 1:
-                    problems.append(
-                        {
-                            "kind": "page",
-                            "section": "",
-                            "text": "the page scrolls sideways",
-                            "scrollWidth": result["pageScrollWidth"],
-                            "clientWidth": result["viewportWidth"],
-                            "sticksOut": 0,
-                        }
-                    )
-                tolerated = any(page.startswith(prefix) for prefix in args.allow or ())
-                for problem in problems:
-                    if tolerated:
-                        allowed += 1
-                    else:
-                        failures += 1
-                    out = f", {problem['sticksOut']} px out of the column"
-                    print(
-                        ("allowed: " if tolerated else "")
-                        + f'{page or "/"}: {problem["kind"]} in "{problem["section"]}" '
-                        f"({problem['text']!r}): {problem['scrollWidth']} px wide in "
-                        f"{problem['clientWidth']} px" + (out if problem["sticksOut"] else ""),
-                        flush=True,
-                    )
+                for problem in page_problems(result):
+                    failures += 1
+                    print(describe(page, problem), flush=True)
     finally:
         browser.close()
     if args.heights:
         print(f"\npage heights at {args.width}x{args.height} (document.body.scrollHeight):")
         for page, height in heights.items():
             print(f"  {height:>7,} px  {page}")
-    if allowed:
-        print(f"{allowed} element(s) too wide on allowed pages: {', '.join(args.allow)}")
     if failures:
         print(f"\n{failures} element(s) wider than their box in {len(pages)} pages", flush=True)
         return 1
@@ -532,12 +530,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--page", action="append", help="only the pages under this path")
-    parser.add_argument(
-        "--allow",
-        action="append",
-        metavar="PAGE",
-        help="report what is too wide on the pages under this path without failing",
-    )
     parser.add_argument("--heights", action="store_true", help="print each page's height")
     parser.add_argument("--screenshots", type=Path, help="save a full-page PNG of each page")
     args = parser.parse_args(argv)

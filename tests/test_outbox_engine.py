@@ -185,21 +185,22 @@ def test_shutdown_delivers_what_the_client_wrote_before_it_stops(
     assert client.stats().outbox_depth == 0
 
 
-def test_shutdown_from_a_callback_returns_at_once(
-    outbox_client: ClientFactory, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("method", ["flush", "shutdown"])
+def test_flush_or_shutdown_from_a_callback_returns_at_once(
+    outbox_client: ClientFactory, caplog: pytest.LogCaptureFixture, method: str
 ) -> None:
     answers: list[bool] = []
     client: gs.Client | None = None
 
     def on_success(message: dict[str, Any]) -> None:
         assert client is not None
-        answers.append(client.shutdown())
+        answers.append(getattr(client, method)())
 
     client = outbox_client(on_success=on_success)
     client.track("u", "Clicked")
-    client.shutdown(timeout=PATIENCE)
+    assert getattr(client, method)(timeout=PATIENCE)
     assert answers == [False]
-    assert "shutdown() called from a callback" in caplog.text
+    assert f"{method}() called from a callback" in caplog.text
 
 
 def test_a_second_shutdown_returns_the_first_ones_answer(
@@ -299,23 +300,6 @@ def test_flush_counts_a_dead_letter_as_gone(
     client.track("u", "Clicked")
     assert client.flush(timeout=PATIENCE)
     assert client.stats().dead_letters == 1
-
-
-def test_flush_from_a_callback_returns_at_once(
-    outbox_client: ClientFactory, caplog: pytest.LogCaptureFixture
-) -> None:
-    answers: list[bool] = []
-    client: gs.Client | None = None
-
-    def on_success(message: dict[str, Any]) -> None:
-        assert client is not None
-        answers.append(client.flush())
-
-    client = outbox_client(on_success=on_success)
-    client.track("u", "Clicked")
-    assert client.flush(timeout=PATIENCE)
-    assert answers == [False]
-    assert "flush() called from a callback" in caplog.text
 
 
 # --- write-only clients --------------------------------------------------------------------

@@ -88,14 +88,14 @@ def add_access_key_options(parser: argparse.ArgumentParser, default: str) -> Non
 
 
 def add_client_options(
-    parser: argparse.ArgumentParser, *, whitelist: bool = False, dry_run: str
+    parser: argparse.ArgumentParser, *, whitelist: bool = False, dry_run: str | None
 ) -> None:
     """Add the options of the client a command sends with.
 
     Args:
         parser: The command's parser.
         whitelist: Whether to add ``--track-whitelist``.
-        dry_run: The help of ``--dry-run``.
+        dry_run: The help of ``--dry-run``; ``None`` for a command without one.
     """
     add_access_key_options(parser, f"${ACCESS_KEY_ENV}")
     parser.add_argument(
@@ -112,7 +112,8 @@ def add_client_options(
             default=[],
             help="send only this track event; repeat for several (default: every track)",
         )
-    parser.add_argument("--dry-run", action="store_true", help=dry_run)
+    if dry_run is not None:
+        parser.add_argument("--dry-run", action="store_true", help=dry_run)
 
 
 def read_access_key(args: argparse.Namespace) -> str | None:

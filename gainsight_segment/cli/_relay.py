@@ -31,13 +31,12 @@ from gainsight_segment.outbox import Outbox, OutboxError, OutboxSummary
 
 from ._logs import warnings_to
 from ._parser import (
-    ACCESS_KEY_ENV,
     DEFAULT_ENDPOINT,
     EXIT_FAILED,
     EXIT_OK,
     CliError,
     CommandParser,
-    add_access_key_options,
+    add_client_options,
     add_command,
     client_access_key,
     plural,
@@ -290,13 +289,7 @@ def add_parser(commands: argparse._SubParsersAction[CommandParser]) -> None:
         action="store_true",
         help="deliver what the file holds now, then exit",
     )
-    add_access_key_options(parser, f"${ACCESS_KEY_ENV}")
-    parser.add_argument(
-        "--endpoint",
-        metavar="URL",
-        default=DEFAULT_ENDPOINT,
-        help=f"base URL of the event endpoint (default: {DEFAULT_ENDPOINT})",
-    )
+    add_client_options(parser, dry_run=None)
     parser.add_argument(
         "--max-workers",
         metavar="N",
