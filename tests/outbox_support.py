@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gainsight_segment.outbox import _spool
+
 
 def file_bytes(path: Path) -> bytes:
-    """The bytes of an outbox file and of its -wal and -shm companions."""
-    found = b""
-    for name in (str(path), f"{path}-wal", f"{path}-shm"):
-        if os.path.exists(name):
-            found += Path(name).read_bytes()
-    return found
+    """The bytes of an outbox file, of its -wal and -shm companions and of its spool files."""
+    names = [str(path), f"{path}-wal", f"{path}-shm", *spool_files(path)]
+    return b"".join(Path(name).read_bytes() for name in names if os.path.exists(name))
+
+
+def spool_files(path: Path) -> list[str]:
+    """The spool files of an outbox file."""
+    reader = _spool.Reader(_spool.directory_of(str(path)))
+    return [reader.path(name) for name in reader.names()]
+
+
+def messages_in(path: Path) -> list[dict[str, Any]]:
+    """The messages an outbox holds, in its table and in its spool files (not yet moved)."""
+    db = sqlite3.connect(path)
+    try:
+        bodies = [body for (body,) in db.execute("SELECT body FROM outbox ORDER BY id")]
+        moved = dict(db.execute("SELECT name, offset FROM spools").fetchall())
+    finally:
+        db.close()
+    reader = _spool.Reader(_spool.directory_of(str(path)))
+    try:
+        for name in reader.names():
+            bodies += [body for body, _ in reader.read(name, moved.get(name, 0), 10**9)[0]]
+    finally:
+        reader.close()
+    return [json.loads(body) for body in bodies]
 
 
 def script(source: str) -> list[str]:

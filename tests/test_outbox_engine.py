@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sqlite3
 import stat
 import subprocess
 import threading
@@ -25,6 +23,7 @@ from gainsight_segment.transport import Request, Response, TransportError
 from .conftest import ACCESS_KEY, FAST_RETRIES, ClientFactory
 from .outbox_support import (
     file_bytes,
+    messages_in,
     read_only_dir,  # noqa: F401 - a fixture
     run_script,
     script,
@@ -71,14 +70,6 @@ def waiting(path: Path) -> int:
 
 def sender_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("gainsight-segment-sender")}
-
-
-def messages_in(path: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(path)
-    try:
-        return [json.loads(body) for (body,) in db.execute("SELECT body FROM outbox ORDER BY id")]
-    finally:
-        db.close()
 
 
 # --- writing -----------------------------------------------------------------------------

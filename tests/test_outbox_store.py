@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gainsight_segment.outbox import OutboxError, _store
+from gainsight_segment.outbox import OutboxError, _database, _spool, _store
 from gainsight_segment.outbox._os import host_identity, process_alive, process_started
 from gainsight_segment.outbox._store import Store
 
@@ -35,6 +35,15 @@ def path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(path: Path) -> Iterator[Store]:
+    opened = Store(path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def direct_store(path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """A store that commits each message to the file, as where spools cannot be locked."""
+    monkeypatch.setattr(_spool, "supported", lambda: False)
     opened = Store(path)
     yield opened
     opened.close()
@@ -105,6 +114,7 @@ def test_writes_stay_visible_after_another_process_opens_and_closes_the_file(
         assert count_from_another_process(path) == 0
         for n in range(5):
             opened[0].add(body(n), 10)
+        opened[0].claim(0)  # moves them from the spool into the table
         assert count_from_another_process(path) == 5
         assert os.path.exists(f"{path}-wal")
     finally:
@@ -126,6 +136,7 @@ FORKED_WRITER = """
         os.read(ready, 1)  # the parent has closed its store
         for n in range(5):
             child.add(b'{"who": "child"}', 100)
+        child.claim(0)  # moves its spool and the parent's (sealed) into the table
         seen = subprocess.run([sys.executable, "-c", textwrap.dedent(count), path],
                               capture_output=True, text=True).stdout
         print(seen.strip(), flush=True)
@@ -154,8 +165,8 @@ def test_a_store_works_again_in_the_parent_after_a_fork(store: Store) -> None:
     store.add(body(1), 10)
     store.before_fork()
     store.after_fork(child=False)
-    assert store.add(body(2), 10) == 2
-    assert [row for row, _ in store.claim(5)] == [1, 2]
+    assert store.add(body(2), 10)
+    assert store.claim(5) == [(1, body(1)), (2, body(2))]
 
 
 def test_a_store_inherited_by_a_child_is_closed_there(path: Path) -> None:
@@ -175,7 +186,7 @@ def test_a_fork_goes_ahead_without_closing_when_a_call_does_not_end(
         with held:
             store.before_fork()
             store.after_fork(child=False)
-    assert store.add(body(1), 10) == 1  # never closed
+    assert store.add(body(1), 10)  # never closed
 
 
 def test_a_closed_store_stays_closed_across_a_fork(path: Path) -> None:
@@ -194,7 +205,7 @@ def test_a_missing_directory_is_an_outbox_error(tmp_path: Path) -> None:
 
 def test_a_file_written_by_a_newer_version_is_refused(path: Path) -> None:
     Store(path).close()
-    raw(path, f"PRAGMA user_version={_store.SCHEMA_VERSION + 1}")
+    raw(path, f"PRAGMA user_version={_database.SCHEMA_VERSION + 1}")
     with pytest.raises(OutboxError, match="newer gainsight-segment"):
         Store(path)
 
@@ -209,7 +220,7 @@ def test_a_corrupt_file_is_moved_aside_not_deleted_and_a_new_one_works(
     try:
         (moved,) = path.parent.glob("events.db.corrupt-*")
         assert moved.read_bytes() == garbage
-        assert store.add(body(1), 10) == 1
+        assert store.add(body(1), 10)
         assert store.claim(5) == [(1, body(1))]
     finally:
         store.close()
@@ -234,7 +245,8 @@ def test_opening_a_new_file_from_many_threads_at_once_creates_it_once(path: Path
     for thread in threads:
         thread.join()
     assert errors == []
-    assert [store.add(body(n), 100) for n, store in enumerate(stores)] == list(range(1, 9))
+    assert all(store.add(body(n), 100) for n, store in enumerate(stores))
+    assert sorted(row for row, _ in stores[0].claim(10)) == list(range(1, 9))
     for store in stores:
         store.close()
 
@@ -257,14 +269,14 @@ def test_switching_to_wal_tries_again_when_another_opener_holds_the_file() -> No
     # SQLite answers a journal-mode change that would deadlock with another connection at
     # once, without waiting out the busy timeout: two threads opening a new file met it.
     db = LockedAtFirst(times=3)
-    _store._enable_wal(db)  # type: ignore[arg-type]
+    _database.enable_wal(db)  # type: ignore[arg-type]
     assert db.statements == ["PRAGMA journal_mode=WAL"] * 4
 
 
 def test_switching_to_wal_gives_up_at_the_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_store, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(_database, "BUSY_TIMEOUT_MS", 50)
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        _store._enable_wal(LockedAtFirst(times=10**9))  # type: ignore[arg-type]
+        _database.enable_wal(LockedAtFirst(times=10**9))  # type: ignore[arg-type]
 
 
 # --- writing and the bound ---------------------------------------------------------------
@@ -272,26 +284,26 @@ def test_switching_to_wal_gives_up_at_the_busy_timeout(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("limit", [1, 3, 10])
 def test_add_refuses_once_the_limit_is_stored(store: Store, limit: int) -> None:
-    rows = [store.add(body(n), limit) for n in range(limit + 2)]
-    assert rows == [*range(1, limit + 1), None, None]
+    written = [store.add(body(n), limit) for n in range(limit + 2)]
+    assert written == [True] * limit + [False, False]
 
 
 def test_add_finds_room_again_once_messages_are_delivered(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_store, "DEPTH_SECONDS", 0.0)
-    assert [store.add(body(n), 2) for n in range(3)] == [1, 2, None]
+    assert [store.add(body(n), 2) for n in range(3)] == [True, True, False]
     (row, _), _ = store.claim(2)
     store.delivered(row)
-    assert store.add(body(3), 2) == 3
+    assert store.add(body(3), 2)
 
 
-def test_a_writer_alone_keeps_its_write_ahead_log_bounded(path: Path, store: Store) -> None:
+def test_a_writer_alone_keeps_its_write_ahead_log_bounded(path: Path, direct_store: Store) -> None:
     # A write-only client whose relay is down checkpoints itself; else every commit gets
     # slower as the log grows (12 ms a call at 40,000 messages).
     for n in range(2 * _store.WRITER_CHECKPOINT_PAGES + 1000):
-        store.add(body(n), 10**9)
-    frame = _store.PAGE_SIZE + 24  # a WAL frame: its header and one page
+        direct_store.add(body(n), 10**9)
+    frame = _database.PAGE_SIZE + 24  # a WAL frame: its header and one page
     assert os.path.getsize(f"{path}-wal") <= (_store.WRITER_CHECKPOINT_PAGES + 100) * frame
 
 
@@ -449,6 +461,7 @@ def test_an_owner_is_judged_by_its_process_here_and_by_its_lease_elsewhere(
     path: Path, store: Store, host: str, seen_ago: float, taken_back: bool
 ) -> None:
     store.add(body(1), 10)
+    store.claim(0)  # moved into the table, claimed by nobody
     gone_pid = 2**22 + 4321  # above Linux's pid_max: never a live process
     raw(
         path,
@@ -534,15 +547,26 @@ def test_changed_moves_when_another_connection_commits(path: Path, store: Store)
     assert store.changed() != before
 
 
-def test_left_from_tells_a_later_message_that_reused_an_old_id(store: Store) -> None:
-    row = store.add(body(1), 10)
-    assert row is not None
+def test_left_from_waits_for_the_spool_to_be_moved_then_for_the_rows(store: Store) -> None:
+    store.add(body(1), 10)
+    marks = store.marks()
     written = time.time()
-    assert store.left_from(row, written)
-    ((claimed, _),) = store.claim(5)
-    store.delivered(claimed)
-    assert store.add(body(2), 10) == row  # the emptied table hands the id out again
-    assert not store.left_from(row, written)
+    assert store.left_from(marks, written)  # still in the spool only
+    ((row, _),) = store.claim(5)
+    assert store.left_from(marks, written)  # claimed, not delivered
+    store.delivered(row)
+    assert not store.left_from(marks, written)
+
+
+def test_left_from_leaves_out_later_messages_and_settled_rows(store: Store) -> None:
+    store.add(body(1), 10)
+    marks = store.marks()
+    ((row, _),) = store.claim(5)
+    written = time.time()
+    store.add(body(2), 10)
+    store.claim(5)
+    assert store.left_from(marks, written)
+    assert not store.left_from(marks, written, settled=[row])
 
 
 @pytest.mark.parametrize(
@@ -559,6 +583,7 @@ def test_claims_of_a_gone_process_are_taken_back_only_where_its_id_means_somethi
     # namespace says nothing, and its claims wait for their lease instead.
     store = Store(tmp_path / "events.db")
     store.add(b'{"type":"track"}', 10)
+    store.claim(0)
     host = host_identity() if namespace is None else f"{socket.gethostname()}/{namespace}"
     with sqlite3.connect(tmp_path / "events.db") as db:
         db.execute("INSERT INTO owners VALUES ('gone', ?, 2147483646, '', ?)", (host, time.time()))

@@ -6,7 +6,7 @@ letters (messages the endpoint refused for good), which can be sent again or exp
 The ``gainsight-segment outbox PATH`` command does the same from a shell.
 """
 
+from ._database import OutboxError
 from ._inspect import DeadLetter, Outbox, OutboxSummary
-from ._store import OutboxError
 
 __all__ = ["DeadLetter", "Outbox", "OutboxError", "OutboxSummary"]

@@ -37,8 +37,9 @@ from gainsight_segment.delivery._policy import RETRYABLE_STATUSES
 from gainsight_segment.delivery._process import ProcessWatch
 from gainsight_segment.delivery._senders import Senders, Token
 
+from ._database import OutboxError
 from ._file import OutboxFile, open_store
-from ._store import OutboxError, Store
+from ._store import Store
 
 # Senders look in the file this often for messages other processes wrote.
 POLL_SECONDS = 0.5
@@ -88,7 +89,7 @@ class OutboxEngine:
         self._file = OutboxFile(open_store(self._settings), self._warn)
         self._queue: deque[tuple[bytes, int | None]] = deque()  # claimed rows, and memory
         self._settled = threading.Condition(self.ledger.lock)
-        self._mark = 0  # the last row this client wrote
+        self._wrote = False  # whether this client wrote to the file
         self._in_memory = 0  # messages kept in memory, not yet settled
         self._not_persisted = 0
         self._seen_version = -1
@@ -127,22 +128,22 @@ class OutboxEngine:
             raise ClientClosedError("the client was shut down; create a new Client")
         body = message.body
         store = self._file.store
-        row: int | None = None
+        written = False
         if store is not None:
             try:
-                row = self._add(store, body)
+                written = self._add(store, body)
             except OutboxError as error:
                 self._warn(error)
             else:
-                if row is None:
+                if not written:
                     limit = self._settings.outbox_max_messages
                     reason = f"outbox full ({limit} messages): message dropped"
                     return self._refuse(message, refused_error(reason, body, kind="queue_full"))
         with self.ledger.lock:
-            kept = row is not None or self._keep_in_memory_locked(body)
-            if row is not None:
+            kept = written or self._keep_in_memory_locked(body)
+            if written:
                 self.ledger.queued += 1
-                self._mark = row
+                self._wrote = True
             start = self._senders.wake_locked() if kept and self._senders is not None else 0
         if not kept:
             reason = "the outbox cannot be written and no room is left in memory"
@@ -151,22 +152,22 @@ class OutboxEngine:
             self._senders.start(start)
         return Receipt(message.message_id, Outcome.QUEUED)
 
-    def _add(self, store: Store, body: bytes) -> int | None:
-        """Write a body, waiting for room as ``on_queue_full`` says; ``None`` when full."""
+    def _add(self, store: Store, body: bytes) -> bool:
+        """Write a body, waiting for room as ``on_queue_full`` says; ``False`` when full."""
         settings = self._settings
-        row = store.add(body, settings.outbox_max_messages)
-        if row is not None or settings.on_queue_full != "block":
-            return row
+        written = store.add(body, settings.outbox_max_messages)
+        if written or settings.on_queue_full != "block":
+            return written
         until = deadline(settings.block_timeout)
-        while row is None and not self.ledger.closed:
+        while not written and not self.ledger.closed:
             left = remaining(until)
             if left is not None and left <= 0:
-                return None
+                return False
             # Room is made by senders, here or in another process: look again soon.
             with self._settled:
                 self._settled.wait(0.05 if left is None else min(0.05, left))
-            row = store.add(body, settings.outbox_max_messages)
-        return row
+            written = store.add(body, settings.outbox_max_messages)
+        return written
 
     def _keep_in_memory_locked(self, body: bytes) -> bool:
         if self._senders is None or self.ledger.pending >= self._settings.max_queue_size:
@@ -216,7 +217,7 @@ class OutboxEngine:
             if now >= self._next_sweep:
                 self._next_sweep = now + SWEEP_SECONDS
                 store.take_back_from_the_departed()
-            elif version == self._seen_version:
+            elif version == self._seen_version and not store.spooled():
                 return False
             claimed = store.claim(max(2, 2 * senders.concurrency.allowed()))
             self._seen_version = store.changed() if not claimed else -1
@@ -309,16 +310,17 @@ class OutboxEngine:
 
     def _wait_gone(self, until: float | None) -> bool:
         with self.ledger.lock:
-            mark = self._mark
+            wrote = self._wrote
+        store = self._file.store
+        marks = store.marks() if store is not None else {}
         written = time.time()
         while True:
             with self._settled:
                 in_memory = self._in_memory
             stored = False
-            store = self._file.store
-            if store is not None and mark and self._file.usable:
+            if store is not None and wrote and self._file.usable:
                 try:
-                    stored = store.left_from(mark, written, self._file.settled_rows())
+                    stored = store.left_from(marks, written, self._file.settled_rows())
                 except OutboxError as error:
                     self._warn(error)
             if not stored and not in_memory:

@@ -14,7 +14,8 @@ from typing import Callable
 from gainsight_segment._settings import Settings
 from gainsight_segment.delivery._callbacks import logger
 
-from ._store import OutboxError, Store
+from ._database import OutboxError
+from ._store import Store
 
 Write = Callable[[Store], object]
 Figures = tuple[int, "float | None", int, int]

@@ -1,10 +1,12 @@
 """The outbox file: message bodies on disk until delivered, shared by many processes.
 
-An SQLite database in WAL mode. A message is a row of ``outbox`` from the moment a call
-writes it until a sender deletes it after a 2xx; a permanent refusal moves it to
-``dead_letters``. Senders *claim* rows before sending: the row records who (an owner) and
-until when (a lease). A claim whose owner process is gone (killed, crashed) is taken back
-at once by the next process that looks, on this host; elsewhere, when its lease ends.
+An SQLite database in WAL mode. A call appends its message to its process's spool file
+(see ``_spool``); senders move spooled messages into the ``outbox`` table as they claim.
+A message is a row there until a sender deletes it after a 2xx; a permanent refusal
+moves it to ``dead_letters``. Senders *claim* rows before sending: the row records who
+(an owner) and until when (a lease). A claim whose owner process is gone (killed,
+crashed) is taken back at once by the next process that looks, on this host; elsewhere,
+when its lease ends.
 
 The access key is never written: only message bodies, times and delivery outcomes.
 """
@@ -22,56 +24,25 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gainsight_segment._errors import GainsightError
+from . import _spool
+from ._database import BUSY_TIMEOUT_MS, OutboxError, connect, open_pair, transaction
+from ._os import host_identity, process_alive, process_started
 
-from ._os import create_private, host_identity, process_alive, process_started
-
-SCHEMA_VERSION = 1
 # Claims last this long unless their owner is seen gone sooner.
 LEASE_SECONDS = 300.0
-BUSY_TIMEOUT_MS = 10_000
 # How long a fork waits for a call on the file to end (SQLite may wait that long for a lock).
 FORK_WAIT_SECONDS = BUSY_TIMEOUT_MS / 1000 + 1.0
-PAGE_SIZE = 1024
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    body BLOB NOT NULL,
-    created REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    owner TEXT,
-    not_before REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    body BLOB NOT NULL,
-    created REAL NOT NULL,
-    failed REAL NOT NULL,
-    attempts INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    status INTEGER,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS owners (
-    owner TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started TEXT NOT NULL,
-    seen REAL NOT NULL
-);
-"""
-# The writer's connection leaves checkpoints (copying the WAL into the file, the slow part
+# Where spool files cannot be locked (Windows), calls commit to the file themselves. The
+# writer's connection leaves checkpoints (copying the WAL into the file, the slow part
 # of some commits) to the senders' connection, which makes one every 1,000 pages, off the
 # callers' path. With no sender anywhere (a write-only client whose relay is down), the
 # writer makes them itself past this many pages: a commit gets slower as the log grows.
 WRITER_CHECKPOINT_PAGES = 10_000
 # How long the writer trusts its estimate of how many messages are stored.
 DEPTH_SECONDS = 0.1
-
-
-class OutboxError(GainsightError):
-    """The outbox file cannot be used: unreadable, unwritable, full or corrupt."""
+# The most spooled messages one claim moves into the table.
+MOVE_BATCH = 2_000
 
 
 class Store:
@@ -84,8 +55,8 @@ class Store:
         path: The file; created (mode 0600) when missing.
         fsync: Sync every write to the disk (survives power loss, costs a disk flush per
             call) rather than leaving it to the OS (survives any crash of the process).
-        register: Record this process as an owner that may claim messages (a store
-            opened only to look at the file does not).
+        register: Record this process as an owner that may write and claim messages (a
+            store opened only to look at the file does not).
 
     Raises:
         OutboxError: When the file cannot be created, opened or understood; a corrupt
@@ -98,8 +69,15 @@ class Store:
         self.path = os.fspath(path)
         self._fsync = fsync
         self.owner = uuid.uuid4().hex
-        self._writer, self._reader = self._open_both()
+        self._writer, self._reader = open_pair(self.path, fsync=fsync)
         self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
+        spools = _spool.directory_of(self.path)
+        self._spool = (
+            _spool.Spool(spools, self.owner, fsync=fsync)
+            if register and _spool.supported()
+            else None
+        )
+        self._spools = _spool.Reader(spools)
         self._depth = 0
         self._depth_until = 0.0
         self._write_lock = threading.Lock()
@@ -110,63 +88,6 @@ class Store:
         if register:
             self._register()
 
-    def _open_both(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
-        try:
-            return self._connect(), self._connect()
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):
-                raise OutboxError(f"outbox {self.path}: {exc}") from None
-            moved = self._move_aside()
-            try:
-                return self._connect(), self._connect()
-            except sqlite3.Error as again:
-                raise OutboxError(f"outbox {self.path}: {again}") from None
-            finally:
-                _log_moved(self.path, moved, exc)
-        except OSError as exc:
-            raise OutboxError(f"outbox {self.path}: {exc.strerror or exc}") from None
-
-    def _connect(self) -> sqlite3.Connection:
-        private = create_private(self.path)
-        db = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
-        try:
-            if not private:
-                # SQLite made it: private before anything is written to it.
-                os.chmod(self.path, 0o600)
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise OutboxError(
-                    f"outbox {self.path}: written by a newer gainsight-segment (schema "
-                    f"{version}); upgrade to use it"
-                )
-            if version == 0:
-                # Before the file has tables: each call commits one page to the WAL, and a
-                # small page keeps that (and the disk a backlog takes) small.
-                db.execute(f"PRAGMA page_size={PAGE_SIZE}")
-            _enable_wal(db)
-            db.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            if version < SCHEMA_VERSION:
-                # One script, one transaction: two processes opening a new file at once
-                # create it once.
-                db.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
-                )
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _move_aside(self) -> str:
-        moved = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        os.replace(self.path, moved)
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(self.path + suffix, moved + suffix)
-        return moved
-
     def _register(self) -> None:
         pid = os.getpid()
         self._write(
@@ -176,34 +97,60 @@ class Store:
 
     # --- the callers' side --------------------------------------------------------------
 
-    def add(self, body: bytes, limit: int) -> int | None:
-        """Write a message; return its row id, or ``None`` when ``limit`` rows are stored.
+    def add(self, body: bytes, limit: int) -> bool:
+        """Write a message (to this process's spool); ``False`` when ``limit`` are stored.
 
         The bound is checked against an estimate refreshed every ``DEPTH_SECONDS``: the
-        span of the stored ids, which a gap (a dead letter) can only make larger. So the
-        outbox may exceed it by what that long lets in, and may refuse a little early.
+        span of the stored ids, which a gap (a dead letter) can only make larger, and what
+        this process spooled that is not moved yet. So the outbox may exceed it by what
+        that long (or other processes' spools) let in, and may refuse a little early.
 
         Raises:
             OutboxError: When it cannot be written (disk full, file gone read-only...).
         """
         try:
             with self._write_lock:
+                if self._closed:
+                    raise OutboxError(f"outbox {self.path}: closed")
                 now = time.time()
                 if now >= self._depth_until:
-                    low, high = self._writer.execute(
-                        "SELECT min(id), max(id) FROM outbox"
-                    ).fetchone()
-                    self._depth = 0 if low is None else high - low + 1
+                    self._depth = self._estimate()
                     self._depth_until = now + DEPTH_SECONDS
                 if self._depth >= limit:
-                    return None
-                row = self._writer.execute(
-                    "INSERT INTO outbox (body, created) VALUES (?, ?)", (body, now)
-                ).lastrowid
+                    return False
+                if self._spool is None:
+                    self._writer.execute(
+                        "INSERT INTO outbox (body, created) VALUES (?, ?)", (body, now)
+                    )
+                else:
+                    self._spool.append(body, now)
                 self._depth += 1
-                return row
+                return True
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
+        except OSError as exc:
+            raise OutboxError(f"outbox {self.path}: {exc.strerror or exc}") from None
+
+    def _estimate(self) -> int:
+        low, high = self._writer.execute("SELECT min(id), max(id) FROM outbox").fetchone()
+        stored = 0 if low is None else high - low + 1
+        if self._spool is None:
+            return int(stored)
+        names = self._spool.names()
+        marks = ",".join("?" * len(names))
+        moved = dict(
+            self._writer.execute(
+                f"SELECT name, records FROM spools WHERE name IN ({marks})", names
+            ).fetchall()
+        )
+        for name in names:
+            if name not in moved and not os.path.exists(self._spools.path(name)):
+                moved[name] = 1 << 62  # moved to its end, and deleted
+        return int(stored) + self._spool.unmoved(moved)
+
+    def marks(self) -> dict[str, int]:
+        """How far this process wrote each of its spool files not known to be moved."""
+        return {} if self._spool is None else self._spool.marks()
 
     def _write(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
@@ -215,22 +162,45 @@ class Store:
     # --- the senders' side --------------------------------------------------------------
 
     def claim(self, limit: int) -> list[tuple[int, bytes]]:
-        """Claim up to ``limit`` of the oldest messages nobody holds, for this owner."""
+        """Claim up to ``limit`` of the oldest messages nobody holds, for this owner.
+
+        Spooled messages are moved into the table first, in the same transaction.
+        """
         now = time.time()
-        with self._locked_reader() as db, _transaction(db, immediate=True):
-            rows = db.execute(
-                "SELECT id, body FROM outbox WHERE not_before <= ? ORDER BY id LIMIT ?",
-                (now, limit),
-            ).fetchall()
-            if rows:
-                marks = ",".join("?" * len(rows))
-                db.execute(
-                    f"UPDATE outbox SET owner = ?, not_before = ?, attempts = attempts + 1 "
-                    f"WHERE id IN ({marks})",
-                    (self.owner, now + LEASE_SECONDS, *(row[0] for row in rows)),
-                )
-                db.execute("UPDATE owners SET seen = ? WHERE owner = ?", (now, self.owner))
+        with self._locked_reader() as db:
+            names = self._spools.names()
+            # A file written with fsync is deleted once moved: its moves are synced too.
+            # (Other commits of this connection are not: one lost to a power cut only
+            # sends a message again.)
+            durable = any(_spool.FSYNC in name and self._spools.fresh(name) for name in names)
+            if durable:
+                db.execute("PRAGMA synchronous=FULL")
+            try:
+                with transaction(db, immediate=True):
+                    _, finished = _spool.move(db, self._spools, names, MOVE_BATCH)
+                    rows = db.execute(
+                        "SELECT id, body FROM outbox WHERE not_before <= ? ORDER BY id LIMIT ?",
+                        (now, limit),
+                    ).fetchall()
+                    if rows:
+                        marks = ",".join("?" * len(rows))
+                        db.execute(
+                            "UPDATE outbox SET owner = ?, not_before = ?, "
+                            f"attempts = attempts + 1 WHERE id IN ({marks})",
+                            (self.owner, now + LEASE_SECONDS, *(row[0] for row in rows)),
+                        )
+                        db.execute("UPDATE owners SET seen = ? WHERE owner = ?", (now, self.owner))
+            finally:
+                if durable:
+                    db.execute("PRAGMA synchronous=NORMAL")
+            for name in finished:
+                self._spools.delete(name)
         return [(row[0], bytes(row[1])) for row in rows]
+
+    def spooled(self) -> bool:
+        """Whether a spool file may hold messages not yet moved into the table."""
+        with self._locked_reader():
+            return self._spools.grown()
 
     def delivered(self, row: int) -> None:
         """Forget a delivered message."""
@@ -251,7 +221,7 @@ class Store:
 
     def dead(self, row: int, *, kind: str, status: int | None, reason: str) -> None:
         """Move a refused message to the dead letters, with why."""
-        with self._locked_reader() as db, _transaction(db, immediate=True):
+        with self._locked_reader() as db, transaction(db, immediate=True):
             # A number of its own: outbox ids are reused once the outbox empties, and a
             # later dead letter must not replace an earlier one.
             db.execute(
@@ -280,7 +250,7 @@ class Store:
             if not gone:
                 return 0
             marks = ",".join("?" * len(gone))
-            with _transaction(db, immediate=True):
+            with transaction(db, immediate=True):
                 freed = db.execute(
                     f"UPDATE outbox SET owner = NULL, not_before = 0 WHERE owner IN ({marks})",
                     gone,
@@ -297,37 +267,51 @@ class Store:
     # --- looking ------------------------------------------------------------------------
 
     def depth(self) -> tuple[int, float | None, int]:
-        """Messages stored, the age in seconds of the oldest, and dead letters."""
+        """Messages stored (spooled ones too), the age in seconds of the oldest, and dead
+        letters."""
         with self._locked_reader() as db:
             rows = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
             oldest = db.execute("SELECT min(created) FROM outbox").fetchone()[0]
             dead = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            spooled, first = self._backlog(db)
+        if first is not None:
+            oldest = first if oldest is None else min(oldest, first)
         age = None if oldest is None else max(0.0, time.time() - oldest)
-        return int(rows), age, int(dead)
+        return int(rows) + spooled, age, int(dead)
 
     def waiting(self) -> int:
-        """Messages nobody holds: ready for any sender to claim."""
+        """Messages nobody holds (spooled ones too): ready for any sender to claim."""
         with self._locked_reader() as db:
             found = db.execute(
                 "SELECT count(*) FROM outbox WHERE not_before <= ?", (time.time(),)
             ).fetchone()
-        return int(found[0])
+            spooled, _ = self._backlog(db)
+        return int(found[0]) + spooled
 
-    def left_from(self, row: int, written: float, settled: Sequence[int] = ()) -> bool:
-        """Whether a message with an id up to ``row``, written by ``written``, is stored.
+    def _backlog(self, db: sqlite3.Connection) -> tuple[int, float | None]:
+        moved = dict(db.execute("SELECT name, offset FROM spools").fetchall())
+        return self._spools.backlog(moved)
 
-        Ids are reused once the outbox empties (no AUTOINCREMENT: it would cost a second
-        page write per call); the time tells a later message that got an old id. Rows in
-        ``settled`` (delivered, their deletion still to be written) do not count.
+    def left_from(self, marks: dict[str, int], written: float, settled: Sequence[int] = ()) -> bool:
+        """Whether a message written by ``written`` is stored, or this process's spool
+        files are not moved as far as ``marks`` (see :meth:`marks`).
+
+        Rows in ``settled`` (delivered, their deletion still to be written) do not count.
         """
-        marks = ",".join("?" * len(settled))
         with self._locked_reader() as db:
-            found = db.execute(
-                f"SELECT 1 FROM outbox WHERE id <= ? AND created <= ? AND id NOT IN ({marks}) "
-                "LIMIT 1",
-                (row, written, *settled),
+            for name, size in marks.items():
+                found = db.execute("SELECT offset FROM spools WHERE name = ?", (name,)).fetchone()
+                if found is None:
+                    if os.path.exists(self._spools.path(name)):
+                        return True  # not moved at all yet (else moved, and deleted)
+                elif found[0] < size:
+                    return True
+            marks_sql = ",".join("?" * len(settled))
+            stored = db.execute(
+                f"SELECT 1 FROM outbox WHERE created <= ? AND id NOT IN ({marks_sql}) LIMIT 1",
+                (written, *settled),
             ).fetchone()
-        return found is not None
+        return stored is not None
 
     def dead_rows(self) -> list[tuple[int, bytes, str, int | None, str, int, float]]:
         """The dead letters, oldest first: id, body, kind, status, reason, attempts, when."""
@@ -340,7 +324,7 @@ class Store:
 
     def revive(self) -> int:
         """Move every dead letter back to the outbox; how many."""
-        with self._locked_reader() as db, _transaction(db, immediate=True):
+        with self._locked_reader() as db, transaction(db, immediate=True):
             moved = db.execute(
                 "INSERT INTO outbox (body, created) SELECT body, created FROM dead_letters "
                 "ORDER BY id"
@@ -357,11 +341,16 @@ class Store:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
 
     def close(self) -> None:
-        """Leave the file: the owner's record goes; its claims, if any, are given back."""
+        """Leave the file: the owner's record goes; its claims, if any, are given back.
+
+        Its spool file is sealed: whoever claims next moves what it holds, and deletes it.
+        """
+        if self._spool is not None:
+            self._spool.close()
         with (
             contextlib.suppress(OutboxError),
             self._locked_reader() as db,
-            _transaction(db, immediate=True),
+            transaction(db, immediate=True),
         ):
             db.execute(
                 "UPDATE outbox SET owner = NULL, not_before = 0 WHERE owner = ?",
@@ -371,6 +360,7 @@ class Store:
         with self._write_lock, self._read_lock:
             self._closed = True
             self._close_connections()
+            self._spools.close()
 
     def _close_connections(self) -> None:
         for db in (self._writer, self._reader):
@@ -403,6 +393,10 @@ class Store:
         self._held_for_fork = False
         try:
             if child:
+                # The parent's spool file stays the parent's (its lock too).
+                if self._spool is not None:
+                    self._spool.close()
+                self._spools.close()
                 self._closed = True
             elif not self._closed:
                 self._reopen()
@@ -412,7 +406,8 @@ class Store:
 
     def _reopen(self) -> None:
         try:
-            self._writer, self._reader = self._connect(), self._connect()
+            self._writer = connect(self.path, fsync=self._fsync)
+            self._reader = connect(self.path, fsync=False)
             self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         except (sqlite3.Error, OSError, OutboxError) as exc:
             # Every later call says so, as OutboxError: clients keep messages in memory.
@@ -441,44 +436,3 @@ def _on_fork(ref: weakref.ReferenceType[Store], when: str) -> None:
         store.before_fork()
     else:
         store.after_fork(child=when == "child")
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection, *, immediate: bool = False) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def _enable_wal(db: sqlite3.Connection) -> None:
-    """Put the file in WAL mode (a no-op once it is), trying again while it is locked.
-
-    The change takes the file for itself. When another connection is opening it at the
-    same moment, SQLite may answer "locked" at once instead of waiting out the busy
-    timeout (waiting could deadlock the two); so the wait is made here, as long.
-    """
-    until = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= until:
-                raise
-        time.sleep(0.005)
-
-
-def _log_moved(path: str, moved: str, error: BaseException) -> None:
-    from gainsight_segment.delivery._callbacks import logger
-
-    logger.error(
-        "outbox %s could not be read (%s): moved aside to %s, and a new one started",
-        path,
-        error,
-        moved,
-    )
