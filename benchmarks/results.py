@@ -601,7 +601,8 @@ def _why_outbox(data: Data, mode: str) -> str:
     text = (
         f"{num(ours)} µs against a budget of {num(TARGETS[family] * peer)} "
         f"({TARGETS[family]:g}x Segment's {num(peer)}); the call's own CPU is {num(cpu)} µs: "
-        "the message built and serialized, as without an outbox, and one SQLite commit"
+        "the message built and serialized, as without an outbox, and one write to the "
+        "process's spool file"
     )
     if mode == "senders":
         return (
@@ -609,7 +610,7 @@ def _why_outbox(data: Data, mode: str) -> str:
             f"{num(med(map(sdk_cpu, s[mode])))} µs of CPU per call: time the caller waits "
             "for the GIL."
         )
-    return f"{text}; the budget wants a durable write cheaper than an SQLite transaction."
+    return f"{text}."
 
 
 WHY: dict[str, tuple[str, Callable[[Data], str]]] = {
@@ -757,7 +758,7 @@ NEXT: dict[str, Callable[[Data], str]] = {
     "burst50": lambda data: "a faster climb of the adaptive limit",
     "throughput_ideal": lambda data: "less CPU per request",
     "idle": lambda data: "no thread and no wake-up while idle",
-    "outbox_write_only": lambda data: "a cheaper durable write than an SQLite transaction",
+    "outbox_write_only": lambda data: "less work on the caller's thread besides the write",
     "outbox_senders": lambda data: "outbox senders that hold back while the app writes",
 }
 

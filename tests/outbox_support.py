@@ -40,7 +40,10 @@ def messages_in(path: Path) -> list[dict[str, Any]]:
     reader = _spool.Reader(_spool.directory_of(str(path)))
     try:
         for name in reader.names():
-            bodies += [body for body, _ in reader.read(name, moved.get(name, 0), 10**9)[0]]
+            found, offset = reader.read(name, moved.get(name, 0), 10**9)
+            while found:
+                bodies += [body for body, _ in found]
+                found, offset = reader.read(name, offset, 10**9)
     finally:
         reader.close()
     return [json.loads(body) for body in bodies]

@@ -203,6 +203,24 @@ def test_a_sealed_file_ending_in_a_torn_record_is_moved_to_it_and_deleted(
     assert "cut short" in caplog.text
 
 
+RECORD = len(_spool.encode(body(1), 0.0))
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [10, 2 * RECORD + 5, _spool.CHUNK_BYTES],
+    ids=["shorter-than-a-record", "two-records-and-a-bit", "default"],
+)
+def test_files_are_read_and_counted_a_chunk_at_a_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(_spool, "CHUNK_BYTES", chunk)
+    for n in range(5):
+        store.add(body(n), 10)
+    assert store.depth()[0] == 5
+    assert [claimed for _, claimed in store.claim(10)] == [body(n) for n in range(5)]
+
+
 def test_a_move_takes_at_most_a_batch_and_the_next_claim_goes_on(
     path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,3 +289,38 @@ def test_a_full_disk_is_an_outbox_error(store: Store, monkeypatch: pytest.Monkey
     monkeypatch.setattr(_spool.os, "write", full)
     with pytest.raises(OutboxError, match="No space left on device"):
         store.add(body(1), 10)
+
+
+def test_a_spool_file_that_cannot_be_read_is_left_with_one_warning(
+    path: Path, store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.add(body(1), 10)
+    opener = os.open
+
+    def refuse_spools(name: str, flags: int, *args: int) -> int:
+        if name.endswith(_spool.SUFFIX):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return opener(name, flags, *args)
+
+    monkeypatch.setattr(_spool.os, "open", refuse_spools)
+    reader = Store(path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gainsight_segment"):
+            assert reader.claim(5) == []
+            assert reader.claim(5) == []
+    finally:
+        reader.close()
+    assert caplog.text.count("cannot be read (Permission denied)") == 1
+    assert len(spool_files(path)) == 1
+
+
+def test_a_forked_child_leaves_the_spool_even_if_a_thread_held_its_lock(store: Store) -> None:
+    store.add(body(1), 10)
+    assert store._spool is not None
+    store._spool._lock.acquire()  # as a thread of the parent might at the fork
+    store.before_fork()
+    child = threading.Thread(target=store.after_fork, kwargs={"child": True}, daemon=True)
+    child.start()
+    child.join(timeout=5)
+    assert not child.is_alive()
+    assert store._spool._fd is None

@@ -39,6 +39,8 @@ SUFFIX = ".spool"
 FSYNC = ".fsync"
 # A writer moves on to a new file past this size, so that moved files can be deleted.
 SEGMENT_BYTES = 4 << 20
+# The most one reading of a file reads at once.
+CHUNK_BYTES = 256 << 10
 # No message comes near this; a length beyond it is a torn or foreign record.
 MAX_BODY = 64 << 20
 
@@ -187,12 +189,17 @@ class Spool:
             return list(self._written)
 
     def close(self) -> None:
-        """Seal the current file: readers move the rest and delete it.
-
-        In a forked child, this drops the parent's descriptor; the lock stays the parent's.
-        """
+        """Seal the current file: readers move the rest and delete it."""
         with self._lock:
             self._seal()
+
+    def leave_to_parent(self) -> None:
+        """In a forked child: close the parent's descriptor (its lock stays the parent's).
+
+        Without the lock, which a thread that does not exist in the child may have held.
+        """
+        self._lock = threading.Lock()
+        self._seal()
 
 
 class Reader:
@@ -208,6 +215,7 @@ class Reader:
         self.directory = directory
         self._open: dict[str, int] = {}
         self._sealed: set[str] = set()
+        self._unreadable: set[str] = set()
         # How far this reader knows each file was moved.
         self.known: dict[str, int] = {}
 
@@ -249,16 +257,22 @@ class Reader:
         self._sealed.add(name)
         return True
 
-    def read(self, name: str, offset: int, limit: int) -> tuple[list[Record], int, bool]:
-        """Up to ``limit`` whole records from ``offset``: them, where they end, whether that
-        is the end of the file (rather than a record cut short, or being written).
+    def read(self, name: str, offset: int, limit: int) -> tuple[list[Record], int]:
+        """Up to ``limit`` whole records from ``offset``, and where they end.
 
-        A writer moves on to a new file past ``SEGMENT_BYTES``: one read takes the rest.
+        One read of at most ``CHUNK_BYTES`` (or of the first record, if longer), so that
+        a backlog never passes through memory at once. None are found at the end of the
+        file, and at a record cut short or still being written.
         """
         fd = self._fd(name)
         if fd is None:
-            return [], offset, True
-        data = os.pread(fd, max(0, os.fstat(fd).st_size - offset), offset)
+            return [], offset
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, min(max(0, size - offset), _chunk()), offset)
+        if len(data) >= HEADER_BYTES:
+            longest = HEADER_BYTES + min(_HEAD.unpack_from(data)[0], MAX_BODY)
+            if len(data) < longest <= size - offset:
+                data = os.pread(fd, longest, offset)
         records: list[Record] = []
         start = 0
         while len(records) < limit:
@@ -266,17 +280,41 @@ class Reader:
             if record is None:
                 break
             records.append(record)
-        return records, offset + start, start == len(data)
+        return records, offset + start
 
     def backlog(self, moved: dict[str, int]) -> tuple[int, float | None]:
-        """Records not yet moved, in every file, and the time the oldest was written."""
+        """Records not yet moved, in every file, and the time the oldest was written.
+
+        Counted by their lengths alone, chunk by chunk: a figure, not a check.
+        """
         count, oldest = 0, None
         for name in self.names():
-            found, _, _ = self.read(name, moved.get(name, 0), MAX_BODY)
-            count += len(found)
-            for _, created in found:
-                oldest = created if oldest is None else min(oldest, created)
+            found, first = self._count(name, moved.get(name, 0))
+            count += found
+            if first is not None:
+                oldest = first if oldest is None else min(oldest, first)
         return count, oldest
+
+    def _count(self, name: str, offset: int) -> tuple[int, float | None]:
+        fd = self._fd(name)
+        if fd is None:
+            return 0, None
+        size = os.fstat(fd).st_size
+        count, first, at = 0, None, offset
+        while at + HEADER_BYTES <= size:
+            data = os.pread(fd, min(size - at, _chunk()), at)
+            step = 0
+            while step + HEADER_BYTES <= len(data):
+                length, created = _HEAD.unpack_from(data, step)
+                if length > MAX_BODY or at + step + HEADER_BYTES + length > size:
+                    return count, first
+                first = created if first is None else first
+                count += 1
+                step += HEADER_BYTES + length
+            if step == 0:
+                break
+            at += step
+        return count, first
 
     def size_after(self, name: str, offset: int) -> int:
         """How many bytes the file holds past ``offset``."""
@@ -304,6 +342,17 @@ class Reader:
                 fd = os.open(self.path(name), os.O_RDONLY)
             except FileNotFoundError:
                 return None
+            except OSError as exc:
+                # Another user's, say: left for a process that can read it, said once.
+                if name not in self._unreadable:
+                    self._unreadable.add(name)
+                    logging.getLogger("gainsight_segment").warning(
+                        "spool file %s cannot be read (%s): its messages are left for a "
+                        "process that can (run every process on the outbox as one user)",
+                        self.path(name),
+                        exc.strerror or exc,
+                    )
+                return None
             self._open[name] = fd
         return fd
 
@@ -311,6 +360,10 @@ class Reader:
         """Close every file (locks held on sealed ones go with them)."""
         for name in list(self._open):
             self.drop(name)
+
+
+def _chunk() -> int:
+    return max(CHUNK_BYTES, HEADER_BYTES)  # a header at least, whatever it is set to
 
 
 def move(
@@ -334,24 +387,30 @@ def move(
             reader.drop(name)
             continue
         sealed = reader.seal(name)  # first: once sealed, nothing more is written
-        offset = known.get(name, 0)
-        records, end, whole = reader.read(name, offset, limit - count)
-        if records:
+        end = known.get(name, 0)
+        moved = 0
+        while count + moved < limit:
+            records, end = reader.read(name, end, limit - count - moved)
+            if not records:
+                break
             db.executemany("INSERT INTO outbox (body, created) VALUES (?, ?)", records)
+            moved += len(records)
+        if moved:
             db.execute(
                 "INSERT INTO spools (name, offset, records) VALUES (?, ?, ?) ON CONFLICT(name) "
                 "DO UPDATE SET offset = excluded.offset, records = records + excluded.records",
-                (name, end, len(records)),
+                (name, end, moved),
             )
-            count += len(records)
+            count += moved
         reader.known[name] = end
         if sealed and count < limit:
-            if not whole:
+            left = reader.size_after(name, end)
+            if left:
                 logging.getLogger("gainsight_segment").warning(
                     "spool file %s ends with a record cut short (a write the disk refused "
                     "or a power loss): %d bytes dropped",
                     reader.path(name),
-                    reader.size_after(name, end),
+                    left,
                 )
             finished.append(name)
     for name in known.keys() - set(names):

@@ -339,6 +339,8 @@ class Store:
                 yield self._reader
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: {exc}") from None
+        except OSError as exc:  # reading a spool file
+            raise OutboxError(f"outbox {self.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         """Leave the file: the owner's record goes; its claims, if any, are given back.
@@ -395,7 +397,7 @@ class Store:
             if child:
                 # The parent's spool file stays the parent's (its lock too).
                 if self._spool is not None:
-                    self._spool.close()
+                    self._spool.leave_to_parent()
                 self._spools.close()
                 self._closed = True
             elif not self._closed:
