@@ -120,6 +120,30 @@ def test_with_fsync_each_record_is_synced(path: Path, monkeypatch: pytest.Monkey
     assert all(_spool.FSYNC in name for name in spool_files(path))
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names descriptors by /proc")
+def test_the_log_is_synced_before_a_file_written_with_fsync_is_deleted(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = Store(path, fsync=True)
+    writer.add(body(1), 10)
+    writer.close()
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(_store.os, "fsync", record)
+    reader = Store(path)
+    try:
+        assert reader.claim(5) == [(1, body(1))]
+    finally:
+        reader.close()
+    assert synced == [f"{path}-wal"]
+    assert spool_files(path) == []
+
+
 def test_where_files_cannot_be_locked_calls_commit_to_the_table(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,13 +338,27 @@ def test_a_spool_file_that_cannot_be_read_is_left_with_one_warning(
     assert len(spool_files(path)) == 1
 
 
-def test_a_forked_child_leaves_the_spool_even_if_a_thread_held_its_lock(store: Store) -> None:
-    store.add(body(1), 10)
-    assert store._spool is not None
-    store._spool._lock.acquire()  # as a thread of the parent might at the fork
-    store.before_fork()
-    child = threading.Thread(target=store.after_fork, kwargs={"child": True}, daemon=True)
-    child.start()
-    child.join(timeout=5)
-    assert not child.is_alive()
-    assert store._spool._fd is None
+FORKED = """
+    import os, sys
+    from gainsight_segment.outbox._store import Store
+
+    store = Store(sys.argv[1])
+    store.add(b'{"who": "parent"}', 10)
+    pid = os.fork()
+    if pid == 0:
+        names = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                names.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass  # the listing's own descriptor, closed meanwhile
+        os._exit(3 if any(name.endswith(".spool") for name in names) else 0)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
+def test_a_forked_child_does_not_hold_the_parents_spool_file(path: Path) -> None:
+    # Else the file would stay locked, and never be deleted, while the child lives.
+    assert run_script(FORKED, str(path)).returncode == 0

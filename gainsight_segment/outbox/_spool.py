@@ -26,7 +26,6 @@ import logging
 import os
 import sqlite3
 import struct
-import threading
 import zlib
 
 try:
@@ -35,7 +34,8 @@ except ImportError:  # pragma: no cover - Windows has no flock: calls commit to 
     fcntl = None  # type: ignore[assignment]
 
 SUFFIX = ".spool"
-# In the names of files written with fsync: moving them into the table is synced too.
+# In the names of files written with fsync: the moves of such a file are synced before it
+# is deleted.
 FSYNC = ".fsync"
 # A writer moves on to a new file past this size, so that moved files can be deleted.
 SEGMENT_BYTES = 4 << 20
@@ -64,7 +64,7 @@ def directory_of(path: str) -> str:
 def encode(body: bytes, created: float) -> bytes:
     """One record: length, time, check, body."""
     head = _HEAD.pack(len(body), created)
-    return head + _CRC.pack(zlib.crc32(body, zlib.crc32(head))) + body
+    return b"".join((head, _CRC.pack(zlib.crc32(body, zlib.crc32(head))), body))
 
 
 def decode(data: bytes, start: int) -> tuple[Record | None, int]:
@@ -86,7 +86,8 @@ def decode(data: bytes, start: int) -> tuple[Record | None, int]:
 class Spool:
     """One process's spool: the file it appends to, and what it wrote to each of its files.
 
-    Thread-safe. The file is made on the first message.
+    Not thread-safe: the store calls it under its write lock. The file is made on the
+    first message.
 
     Args:
         directory: The spool directory; made (mode 0700) when missing.
@@ -98,13 +99,13 @@ class Spool:
         self.directory = directory
         self._owner = owner
         self._fsync = fsync
-        self._lock = threading.Lock()
         self._fd: int | None = None
         self._name = ""
         self._size = 0
+        self._records = 0
         self._count = 0
-        # Files of this spool not yet known to be moved: name -> [bytes, records].
-        self._written: dict[str, list[int]] = {}
+        # Earlier files of this spool not yet known to be moved: name -> (bytes, records).
+        self._earlier: dict[str, tuple[int, int]] = {}
 
     def append(self, body: bytes, created: float) -> None:
         """Write one message.
@@ -114,23 +115,20 @@ class Spool:
                 the disk took only part of is cut off again.
         """
         record = encode(body, created)
-        with self._lock:
-            fd = self._fd if self._fd is not None else self._open()
-            try:
-                done = os.write(fd, record)
-                if done != len(record):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                if self._fsync:
-                    os.fdatasync(fd)
-            except OSError:
-                self._cut_back(fd)
-                raise
-            self._size += done
-            mark = self._written[self._name]
-            mark[0] = self._size
-            mark[1] += 1
-            if self._size >= SEGMENT_BYTES:
-                self._seal()
+        fd = self._fd if self._fd is not None else self._open()
+        try:
+            done = os.write(fd, record)
+            if done != len(record):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            if self._fsync:
+                os.fdatasync(fd)
+        except OSError:
+            self._cut_back(fd)
+            raise
+        self._size += done
+        self._records += 1
+        if self._size >= SEGMENT_BYTES:
+            self._seal()
 
     def _open(self) -> int:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
@@ -146,8 +144,9 @@ class Spool:
         except OSError:
             os.close(fd)
             raise
-        self._fd, self._name, self._size = fd, name, 0
-        self._written[name] = [0, 0]
+        if self._records:
+            self._earlier[self._name] = (self._size, self._records)
+        self._fd, self._name, self._size, self._records = fd, name, 0, 0
         return fd
 
     def _cut_back(self, fd: int) -> None:
@@ -164,41 +163,35 @@ class Spool:
             os.close(self._fd)  # releases the lock
         self._fd = None
 
+    def _files(self) -> dict[str, tuple[int, int]]:
+        files = dict(self._earlier)
+        if self._records:
+            files[self._name] = (self._size, self._records)
+        return files
+
     def marks(self) -> dict[str, int]:
         """How many bytes this spool has written to each of its files not yet moved."""
-        with self._lock:
-            return {name: mark[0] for name, mark in self._written.items() if mark[0]}
+        return {name: size for name, (size, _) in self._files().items()}
+
+    def names(self) -> list[str]:
+        """The names of this spool's files not yet known to be moved."""
+        return list(self._files())
 
     def unmoved(self, moved: dict[str, int]) -> int:
         """Records written but not moved, given how many of each file were (``moved``).
 
-        Files moved to their end, and no longer written, are forgotten.
+        Earlier files moved to their end are forgotten.
         """
-        with self._lock:
-            left = 0
-            for name, (_, count) in list(self._written.items()):
-                waiting = count - moved.get(name, 0)
-                if waiting <= 0 and name != self._name:
-                    del self._written[name]
-                left += max(0, waiting)
-            return left
-
-    def names(self) -> list[str]:
-        """The names of this spool's files not yet known to be moved."""
-        with self._lock:
-            return list(self._written)
+        left = 0
+        for name, (_, count) in self._files().items():
+            waiting = count - moved.get(name, 0)
+            if waiting <= 0:
+                self._earlier.pop(name, None)
+            left += max(0, waiting)
+        return left
 
     def close(self) -> None:
         """Seal the current file: readers move the rest and delete it."""
-        with self._lock:
-            self._seal()
-
-    def leave_to_parent(self) -> None:
-        """In a forked child: close the parent's descriptor (its lock stays the parent's).
-
-        Without the lock, which a thread that does not exist in the child may have held.
-        """
-        self._lock = threading.Lock()
         self._seal()
 
 

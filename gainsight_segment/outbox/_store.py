@@ -150,7 +150,8 @@ class Store:
 
     def marks(self) -> dict[str, int]:
         """How far this process wrote each of its spool files not known to be moved."""
-        return {} if self._spool is None else self._spool.marks()
+        with self._write_lock:
+            return {} if self._spool is None else self._spool.marks()
 
     def _write(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
@@ -169,33 +170,44 @@ class Store:
         now = time.time()
         with self._locked_reader() as db:
             names = self._spools.names()
-            # A file written with fsync is deleted once moved: its moves are synced too.
-            # (Other commits of this connection are not: one lost to a power cut only
-            # sends a message again.)
-            durable = any(_spool.FSYNC in name and self._spools.fresh(name) for name in names)
-            if durable:
-                db.execute("PRAGMA synchronous=FULL")
-            try:
-                with transaction(db, immediate=True):
-                    _, finished = _spool.move(db, self._spools, names, MOVE_BATCH)
-                    rows = db.execute(
-                        "SELECT id, body FROM outbox WHERE not_before <= ? ORDER BY id LIMIT ?",
-                        (now, limit),
-                    ).fetchall()
-                    if rows:
-                        marks = ",".join("?" * len(rows))
-                        db.execute(
-                            "UPDATE outbox SET owner = ?, not_before = ?, "
-                            f"attempts = attempts + 1 WHERE id IN ({marks})",
-                            (self.owner, now + LEASE_SECONDS, *(row[0] for row in rows)),
-                        )
-                        db.execute("UPDATE owners SET seen = ? WHERE owner = ?", (now, self.owner))
-            finally:
-                if durable:
-                    db.execute("PRAGMA synchronous=NORMAL")
+            with transaction(db, immediate=True):
+                _, finished = _spool.move(db, self._spools, names, MOVE_BATCH)
+                rows = db.execute(
+                    "SELECT id, body FROM outbox WHERE not_before <= ? ORDER BY id LIMIT ?",
+                    (now, limit),
+                ).fetchall()
+                if rows:
+                    marks = ",".join("?" * len(rows))
+                    db.execute(
+                        "UPDATE outbox SET owner = ?, not_before = ?, "
+                        f"attempts = attempts + 1 WHERE id IN ({marks})",
+                        (self.owner, now + LEASE_SECONDS, *(row[0] for row in rows)),
+                    )
+                    db.execute("UPDATE owners SET seen = ? WHERE owner = ?", (now, self.owner))
+            if any(_spool.FSYNC in name for name in finished):
+                self._sync_log()
             for name in finished:
                 self._spools.delete(name)
         return [(row[0], bytes(row[1])) for row in rows]
+
+    def _sync_log(self) -> None:
+        """Put every commit so far on the disk: moves from a file written with fsync, before
+        that file goes.
+
+        Moves are committed without a sync (one lost to a power cut is made again from
+        the spool file), so the write-ahead log is synced here, once per file deleted.
+        SQLite locks the database and its -shm file, never the -wal: a descriptor of the
+        log may be opened and closed without dropping its locks. A log that is gone was
+        checkpointed, and a checkpoint syncs.
+        """
+        try:
+            fd = os.open(self.path + "-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def spooled(self) -> bool:
         """Whether a spool file may hold messages not yet moved into the table."""
@@ -348,7 +360,8 @@ class Store:
         Its spool file is sealed: whoever claims next moves what it holds, and deletes it.
         """
         if self._spool is not None:
-            self._spool.close()
+            with self._write_lock:
+                self._spool.close()
         with (
             contextlib.suppress(OutboxError),
             self._locked_reader() as db,
@@ -397,7 +410,7 @@ class Store:
             if child:
                 # The parent's spool file stays the parent's (its lock too).
                 if self._spool is not None:
-                    self._spool.leave_to_parent()
+                    self._spool.close()  # the parent's descriptor; its lock stays the parent's
                 self._spools.close()
                 self._closed = True
             elif not self._closed:
