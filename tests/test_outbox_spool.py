@@ -97,8 +97,10 @@ def test_a_write_the_disk_takes_half_of_is_cut_off_again(
     store.add(body(1), 10)
     (name,) = spool_files(path)
     size = os.path.getsize(name)
-    write = os.write
-    monkeypatch.setattr(_spool.os, "write", lambda fd, data: write(fd, data[: len(data) // 2]))
+    write = os.pwrite
+    monkeypatch.setattr(
+        _spool.os, "pwrite", lambda fd, data, at: write(fd, data[: len(data) // 2], at)
+    )
     with pytest.raises(OutboxError, match="No space left"):
         store.add(body(2), 10)
     monkeypatch.undo()
@@ -118,6 +120,25 @@ def test_with_fsync_each_record_is_synced(path: Path, monkeypatch: pytest.Monkey
         store.close()
     assert len(synced) == 3
     assert all(_spool.FSYNC in name for name in spool_files(path))
+
+
+def test_with_fsync_a_new_files_name_is_synced_too(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    fsync = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        fsync(fd)
+
+    monkeypatch.setattr(_spool.os, "fsync", record)
+    store = Store(path, fsync=True)
+    try:
+        store.add(body(1), 10)
+    finally:
+        store.close()
+    assert synced == [os.stat(_spool.directory_of(str(path))).st_ino]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names descriptors by /proc")
@@ -307,10 +328,10 @@ def test_the_bound_counts_what_this_process_spooled(
 
 
 def test_a_full_disk_is_an_outbox_error(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(fd: int, data: bytes) -> int:
+    def full(fd: int, data: bytes, at: int) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(_spool.os, "write", full)
+    monkeypatch.setattr(_spool.os, "pwrite", full)
     with pytest.raises(OutboxError, match="No space left on device"):
         store.add(body(1), 10)
 

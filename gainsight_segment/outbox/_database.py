@@ -57,20 +57,20 @@ class OutboxError(GainsightError):
 
 
 def open_pair(path: str, *, fsync: bool) -> tuple[sqlite3.Connection, sqlite3.Connection]:
-    """Two connections to the file, a writer's (synced if ``fsync``) and a reader's (not);
-    a corrupt file is moved aside and a new one made.
+    """Two connections to the file (a writer's and a reader's), each commit synced if
+    ``fsync``; a corrupt file is moved aside and a new one made.
 
     Raises:
         OutboxError: When the file cannot be created, opened or understood.
     """
     try:
-        return connect(path, fsync=fsync), connect(path, fsync=False)
+        return connect(path, fsync=fsync), connect(path, fsync=fsync)
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError):
             raise OutboxError(f"outbox {path}: {exc}") from None
         moved = _move_aside(path)
         try:
-            return connect(path, fsync=fsync), connect(path, fsync=False)
+            return connect(path, fsync=fsync), connect(path, fsync=fsync)
         except sqlite3.Error as again:
             raise OutboxError(f"outbox {path}: {again}") from None
         finally:

@@ -117,7 +117,7 @@ class Spool:
         record = encode(body, created)
         fd = self._fd if self._fd is not None else self._open()
         try:
-            done = os.write(fd, record)
+            done = os.pwrite(fd, record, self._size)
             if done != len(record):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             if self._fsync:
@@ -137,10 +137,12 @@ class Spool:
         name = f"{self._owner}-{self._count:06d}{sync}{SUFFIX}"
         path = os.path.join(self.directory, name)
         # Locked before it gets its name: a reader never sees it unheld while it may grow.
-        fd = os.open(f"{path}.new", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        fd = os.open(f"{path}.new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.rename(f"{path}.new", path)
+            if self._fsync:
+                _sync_directory(self.directory)
         except OSError:
             os.close(fd)
             raise
@@ -195,6 +197,16 @@ class Spool:
         self._seal()
 
 
+def _sync_directory(directory: str) -> None:
+    # The file's name, on the disk too: records synced into a file a power cut unnames
+    # would be lost with it.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Reader:
     """A store's reading of a spool directory, with the files it holds open.
 
@@ -223,14 +235,15 @@ class Reader:
     def grown(self) -> bool:
         """Whether a file holds more than this reader knows was moved, is new, or is
         sealed and still to be deleted."""
-        return any(name in self._sealed or self.fresh(name, -1) for name in self.names())
-
-    def fresh(self, name: str, unknown: int = 0) -> bool:
-        """Whether the file is larger than this reader knows was moved (else ``unknown``)."""
-        try:
-            return os.stat(self.path(name)).st_size > self.known.get(name, unknown)
-        except FileNotFoundError:
-            return False
+        for name in self.names():
+            if name in self._sealed or name not in self.known:
+                return True
+            try:
+                if os.stat(self.path(name)).st_size > self.known[name]:
+                    return True
+            except FileNotFoundError:
+                continue
+        return False
 
     def path(self, name: str) -> str:
         """The full path of the file ``name``."""
@@ -299,7 +312,7 @@ class Reader:
             step = 0
             while step + HEADER_BYTES <= len(data):
                 length, created = _HEAD.unpack_from(data, step)
-                if length > MAX_BODY or at + step + HEADER_BYTES + length > size:
+                if not 0 < length <= MAX_BODY or at + step + HEADER_BYTES + length > size:
                     return count, first
                 first = created if first is None else first
                 count += 1
@@ -309,7 +322,7 @@ class Reader:
             at += step
         return count, first
 
-    def size_after(self, name: str, offset: int) -> int:
+    def left_after(self, name: str, offset: int) -> int:
         """How many bytes the file holds past ``offset``."""
         fd = self._fd(name)
         return 0 if fd is None else max(0, os.fstat(fd).st_size - offset)
@@ -397,7 +410,7 @@ def move(
             count += moved
         reader.known[name] = end
         if sealed and count < limit:
-            left = reader.size_after(name, end)
+            left = reader.left_after(name, end)
             if left:
                 logging.getLogger("gainsight_segment").warning(
                     "spool file %s ends with a record cut short (a write the disk refused "

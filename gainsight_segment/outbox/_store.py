@@ -194,8 +194,9 @@ class Store:
         """Put every commit so far on the disk: moves from a file written with fsync, before
         that file goes.
 
-        Moves are committed without a sync (one lost to a power cut is made again from
-        the spool file), so the write-ahead log is synced here, once per file deleted.
+        A store opened without fsync (a relay's, say) commits moves without a sync (one
+        lost to a power cut is made again from the spool file, while it lasts), so the
+        write-ahead log is synced here, once per file deleted.
         SQLite locks the database and its -shm file, never the -wal: a descriptor of the
         log may be opened and closed without dropping its locks. A log that is gone was
         checkpointed, and a checkpoint syncs.
