@@ -7,8 +7,9 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -315,6 +316,40 @@ def test_depth_and_waiting_count_spooled_messages_and_their_age(store: Store) ->
     assert (depth, dead, store.waiting()) == (3, 0, 2)
     assert oldest is not None
     assert 0 <= oldest < 60
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["file-kept", "file-deleted"])
+@pytest.mark.parametrize("when", ["listing", "offsets"])
+def test_counts_are_of_one_moment_while_another_process_moves(
+    path: Path, monkeypatch: pytest.MonkeyPatch, closed: bool, when: str
+) -> None:
+    writer = Store(path)
+    for n in range(3):
+        writer.add(body(n), 10)
+    if closed:
+        writer.close()  # sealed: the move deletes it
+    looker, mover = Store(path, register=False), Store(path)
+    moved: list[bool] = []
+
+    def moving_first(read: Callable[..., Any]) -> Callable[..., Any]:
+        def read_after_a_move(*args: Any) -> Any:
+            if not moved:
+                moved.append(True)
+                mover.claim(0)
+            return read(*args)
+
+        return read_after_a_move
+
+    if when == "listing":
+        monkeypatch.setattr(looker._spools, "names", moving_first(looker._spools.names))
+    else:
+        monkeypatch.setattr(looker, "_spool_offsets", moving_first(looker._spool_offsets))
+    try:
+        assert looker.depth()[0] == 3
+        assert looker.waiting() == 3
+    finally:
+        for store in (writer, looker, mover):
+            store.close()
 
 
 def test_the_bound_counts_what_this_process_spooled(

@@ -288,13 +288,13 @@ class Reader:
             records.append(record)
         return records, offset + start
 
-    def backlog(self, moved: dict[str, int]) -> tuple[int, float | None]:
-        """Records not yet moved, in every file, and the time the oldest was written.
+    def backlog(self, moved: dict[str, int], names: list[str]) -> tuple[int, float | None]:
+        """Records not yet moved in the files ``names``, and the time the oldest was written.
 
         Counted by their lengths alone, chunk by chunk: a figure, not a check.
         """
         count, oldest = 0, None
-        for name in self.names():
+        for name in names:
             found, first = self._count(name, moved.get(name, 0))
             count += found
             if first is not None:

@@ -282,28 +282,41 @@ class Store:
     def depth(self) -> tuple[int, float | None, int]:
         """Messages stored (spooled ones too), the age in seconds of the oldest, and dead
         letters."""
-        with self._locked_reader() as db:
-            rows = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-            oldest = db.execute("SELECT min(created) FROM outbox").fetchone()[0]
-            dead = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-            spooled, first = self._backlog(db)
-        if first is not None:
-            oldest = first if oldest is None else min(oldest, first)
+        stored, oldest, dead, _ = self._figures()
         age = None if oldest is None else max(0.0, time.time() - oldest)
-        return int(rows) + spooled, age, int(dead)
+        return stored, age, dead
 
     def waiting(self) -> int:
         """Messages nobody holds (spooled ones too): ready for any sender to claim."""
-        with self._locked_reader() as db:
-            found = db.execute(
-                "SELECT count(*) FROM outbox WHERE not_before <= ?", (time.time(),)
-            ).fetchone()
-            spooled, _ = self._backlog(db)
-        return int(found[0]) + spooled
+        return self._figures()[3]
 
-    def _backlog(self, db: sqlite3.Connection) -> tuple[int, float | None]:
-        moved = dict(db.execute("SELECT name, offset FROM spools").fetchall())
-        return self._spools.backlog(moved)
+    def _figures(self) -> tuple[int, float | None, int, int]:
+        """Stored, the oldest's time, dead letters and unclaimed, all of one moment.
+
+        One read transaction, so that a move committed meanwhile is counted once: in the
+        table or in its spool file. The files are listed before it begins: one moved and
+        deleted after is in the table read. One deleted before it could be read (moved
+        to its end meanwhile) is not counted: then the figures are read again.
+        """
+        with self._locked_reader() as db:
+            for _ in range(3):
+                names = self._spools.names()
+                with transaction(db):
+                    rows, oldest, unclaimed = db.execute(
+                        "SELECT count(*), min(created), coalesce(sum(not_before <= ?), 0) "
+                        "FROM outbox",
+                        (time.time(),),
+                    ).fetchone()
+                    (dead,) = db.execute("SELECT count(*) FROM dead_letters").fetchone()
+                    spooled, first = self._spools.backlog(self._spool_offsets(db), names)
+                if all(os.path.exists(self._spools.path(name)) for name in names):
+                    break
+        if first is not None:
+            oldest = first if oldest is None else min(oldest, first)
+        return int(rows) + spooled, oldest, int(dead), int(unclaimed) + spooled
+
+    def _spool_offsets(self, db: sqlite3.Connection) -> dict[str, int]:
+        return dict(db.execute("SELECT name, offset FROM spools").fetchall())
 
     def left_from(self, marks: dict[str, int], written: float, settled: Sequence[int] = ()) -> bool:
         """Whether a message written by ``written`` is stored, or this process's spool
