@@ -427,8 +427,9 @@ def _outbox_section(data: Data) -> str:
     return "\n\n".join(
         [
             "## Outbox",
-            "The caller's cost when every call is first committed to a [durable "
-            "outbox](outbox.md): a burst of small tracks from one thread, after "
+            "The caller's cost when every call first writes its message to a [durable "
+            "outbox](outbox.md) (appended to the process's spool file, which senders move "
+            "into the outbox file): a burst of small tracks from one thread, after "
             f"{s['warmup']} warm-up calls, each run with a new outbox file on the machine's "
             "disk. Ours delivers from the file with its default senders, or only writes it "
             "(`workers=0`) while `gainsight-segment relay` drains it in another process, or "

@@ -498,8 +498,8 @@ HARDENING_ROWS = [
 
 _ENDED = (
     "{calls_returned:,} calls returned, {waiting_at_kill:,} still in the file and "
-    "{claimed_at_kill} claimed at the signal; a new client delivered all {delivered:,} in "
-    "{drain_seconds:g} s, {duplicated} twice"
+    "{claimed_at_kill} claimed at the signal; a new client delivered them all ({delivered:,} "
+    "with calls cut off after their write) in {drain_seconds:g} s, {duplicated} twice"
 )
 _UNUSABLE = (
     "{written_to_the_file:,} written to the file, {kept_in_memory:,} kept in memory; "
