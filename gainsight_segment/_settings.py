@@ -383,9 +383,10 @@ class Settings:
         send: ``False`` builds and validates messages but never sends them (dry run).
         verify: TLS verification: ``True``, ``False`` or a CA bundle path.
         proxies: Explicit proxies by scheme; environment proxies are not read.
-        outbox: Path of an SQLite file every message is written to before the call
-            returns, and delivered from: messages survive a crash, a kill and a restart.
-            ``None`` (the default) keeps them in memory.
+        outbox: Path of an SQLite file messages are delivered from. Each call writes its
+            message to the process's spool file beside it (``PATH.spool/``) before it
+            returns; senders move it into the file. Messages survive a crash, a kill and a
+            restart. ``None`` (the default) keeps them in memory.
         outbox_fsync: Sync each write to the disk, so that messages also survive a power
             loss (at the cost of a disk flush per call); without it a message survives
             any end of the process, the OS keeping what was written.
