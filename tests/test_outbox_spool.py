@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -418,3 +419,90 @@ FORKED = """
 def test_a_forked_child_does_not_hold_the_parents_spool_file(path: Path) -> None:
     # Else the file would stay locked, and never be deleted, while the child lives.
     assert run_script(FORKED, str(path)).returncode == 0
+
+
+def test_a_record_whose_sync_fails_stays_and_the_next_goes_to_a_new_file(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sender may have moved the record already: cutting it off would leave its offset in
+    # the middle of the records written next, which would then never be moved.
+    writer, mover = Store(path, fsync=True), Store(path)
+    sync = os.fdatasync
+
+    def fail_the_second(fd: int) -> None:
+        if len(spooled) == 1:
+            spooled.append(len(mover.claim(0)))  # moved between the write and the sync
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        spooled.append(0)
+        sync(fd)
+
+    spooled: list[int] = []
+    monkeypatch.setattr(_spool.os, "fdatasync", fail_the_second)
+    try:
+        writer.add(body(1), 10)
+        with pytest.raises(OutboxError, match="Input/output error"):
+            writer.add(body(2), 10)
+        writer.add(body(3), 10)
+        assert len(spool_files(path)) == 2
+        writer.close()
+        assert [claimed for _, claimed in mover.claim(10)] == [body(n) for n in (1, 2, 3)]
+    finally:
+        writer.close()
+        mover.close()
+    assert spool_files(path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
+def test_a_reader_lets_go_of_files_another_reader_deleted(path: Path) -> None:
+    writer = Store(path)
+    writer.add(body(1), 10)
+    writer.close()
+    looker, mover = Store(path, register=False), Store(path)
+    try:
+        assert looker.depth()[0] == 1  # the looker opens the file
+        assert len(mover.claim(5)) == 1  # the mover moves it and deletes it
+        assert looker.depth()[0] == 1
+        held = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")[:-1]]
+    finally:
+        looker.close()
+        mover.close()
+    assert not [name for name in held if _spool.SUFFIX in name and "(deleted)" in name]
+
+
+def test_a_spool_file_that_cannot_be_deleted_does_not_keep_the_claim_from_its_sender(
+    path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = Store(path)
+    writer.add(body(1), 10)
+    writer.close()
+
+    def refuse(self: _spool.Reader, name: str) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(_spool.Reader, "delete", refuse)
+    store = Store(path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gainsight_segment"):
+            assert store.claim(5) == [(1, body(1))]
+        monkeypatch.undo()
+        assert store.claim(5) == []  # deleted this time
+    finally:
+        store.close()
+    assert "a moved spool file stays for now" in caplog.text
+    assert spool_files(path) == []
+
+
+def test_a_file_that_cannot_be_looked_at_is_not_taken_for_deleted(
+    path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.add(body(1), 10)
+    (name,) = spool_files(path)
+    stat_ = os.stat
+
+    def unreachable(where: str, *args: Any, **kwargs: Any) -> os.stat_result:
+        if where == name:
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
+        return stat_(where, *args, **kwargs)
+
+    monkeypatch.setattr(_spool.os, "stat", unreachable)
+    assert store.left_from(store.marks(), time.time())

@@ -590,3 +590,16 @@ def test_claims_of_a_gone_process_are_taken_back_only_where_its_id_means_somethi
         db.execute("UPDATE outbox SET owner = 'gone', not_before = ?", (time.time() + 300,))
     assert (store.take_back_from_the_departed() == 1) is taken_back
     store.close()
+
+
+def test_with_fsync_both_connections_sync_again_after_a_fork(path: Path) -> None:
+    store = Store(path, fsync=True)
+    try:
+        store.before_fork()
+        store.after_fork(child=False)
+        modes = [
+            db.execute("PRAGMA synchronous").fetchone()[0] for db in (store._writer, store._reader)
+        ]
+    finally:
+        store.close()
+    assert modes == [2, 2]  # FULL

@@ -97,8 +97,7 @@ class OutboxFile:
         store = self.store
         if store is not None and self._last is None:
             try:
-                depth, oldest, dead = store.depth()
-                return depth, oldest, dead, store.waiting()
+                return store.figures()
             except OutboxError as error:
                 if self._last is None:  # rather than closed meanwhile
                     self._warn(error)

@@ -91,8 +91,8 @@ class Outbox:
 
     def summary(self) -> OutboxSummary:
         """Count what the file holds."""
-        waiting, oldest, dead = self._store.depth()
-        return OutboxSummary(waiting, waiting - self._store.waiting(), oldest, dead)
+        waiting, oldest, dead, unclaimed = self._store.figures()
+        return OutboxSummary(waiting, waiting - unclaimed, oldest, dead)
 
     def dead_letters(self) -> Iterator[DeadLetter]:
         """The dead letters, oldest first."""

@@ -112,7 +112,9 @@ class Spool:
 
         Raises:
             OSError: When the file cannot be made or written (full disk...); a record
-                the disk took only part of is cut off again.
+                the disk took only part of is cut off again. With fsync, also when the
+                sync fails: the record stays (a sender may have moved it already) and the
+                next message starts a new file.
         """
         record = encode(body, created)
         fd = self._fd if self._fd is not None else self._open()
@@ -120,13 +122,17 @@ class Spool:
             done = os.pwrite(fd, record, self._size)
             if done != len(record):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            if self._fsync:
-                os.fdatasync(fd)
         except OSError:
             self._cut_back(fd)
             raise
         self._size += done
         self._records += 1
+        if self._fsync:
+            try:
+                os.fdatasync(fd)
+            except OSError:
+                self._seal()
+                raise
         if self._size >= SEGMENT_BYTES:
             self._seal()
 
@@ -144,7 +150,9 @@ class Spool:
             if self._fsync:
                 _sync_directory(self.directory)
         except OSError:
-            os.close(fd)
+            os.close(fd)  # named, it is sealed and empty: readers delete it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}.new")
             raise
         if self._records:
             self._earlier[self._name] = (self._size, self._records)
@@ -197,6 +205,17 @@ class Spool:
         self._seal()
 
 
+def gone(path: str) -> bool:
+    """Whether the file was deleted (not merely unreadable for now)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _sync_directory(directory: str) -> None:
     # The file's name, on the disk too: records synced into a file a power cut unnames
     # would be lost with it.
@@ -225,12 +244,17 @@ class Reader:
         self.known: dict[str, int] = {}
 
     def names(self) -> list[str]:
-        """Spool files in the directory, oldest of each writer first."""
+        """Spool files in the directory, oldest of each writer first.
+
+        Files this reader held that are gone (deleted by another reader) are let go.
+        """
         try:
-            found = os.listdir(self.directory)
+            found = sorted(name for name in os.listdir(self.directory) if name.endswith(SUFFIX))
         except FileNotFoundError:
-            return []
-        return sorted(name for name in found if name.endswith(SUFFIX))
+            found = []
+        for name in (self._open.keys() | self.known.keys()) - set(found):
+            self.drop(name)
+        return found
 
     def grown(self) -> bool:
         """Whether a file holds more than this reader knows was moved, is new, or is
@@ -386,7 +410,7 @@ def move(
     for name in names:
         if count >= limit:
             break
-        if not os.path.exists(reader.path(name)):
+        if gone(reader.path(name)):
             # Deleted since it was listed: moved to its end, its offset maybe forgotten.
             # (A file's offset is forgotten only once it is gone, in a transaction of its
             # own: while this one lasts, a file seen here keeps its offset.)
@@ -420,6 +444,6 @@ def move(
                 )
             finished.append(name)
     for name in known.keys() - set(names):
-        if not os.path.exists(reader.path(name)):  # deleted: its name is never used again
+        if gone(reader.path(name)):  # deleted: its name is never used again
             db.execute("DELETE FROM spools WHERE name = ?", (name,))
     return count, finished

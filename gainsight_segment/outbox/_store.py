@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -28,6 +29,7 @@ from . import _spool
 from ._database import BUSY_TIMEOUT_MS, OutboxError, connect, open_pair, transaction
 from ._os import host_identity, process_alive, process_started
 
+logger = logging.getLogger("gainsight_segment")
 # Claims last this long unless their owner is seen gone sooner.
 LEASE_SECONDS = 300.0
 # How long a fork waits for a call on the file to end (SQLite may wait that long for a lock).
@@ -144,7 +146,7 @@ class Store:
             ).fetchall()
         )
         for name in names:
-            if name not in moved and not os.path.exists(self._spools.path(name)):
+            if name not in moved and _spool.gone(self._spools.path(name)):
                 moved[name] = 1 << 62  # moved to its end, and deleted
         return int(stored) + self._spool.unmoved(moved)
 
@@ -184,11 +186,22 @@ class Store:
                         (self.owner, now + LEASE_SECONDS, *(row[0] for row in rows)),
                     )
                     db.execute("UPDATE owners SET seen = ? WHERE owner = ?", (now, self.owner))
+            self._delete(finished)
+        return [(row[0], bytes(row[1])) for row in rows]
+
+    def _delete(self, finished: list[str]) -> None:
+        """Delete spool files moved to their end; one that resists is tried again later.
+
+        The claim is committed by now: failing here must not keep its rows from the
+        sender that claimed them.
+        """
+        try:
             if any(_spool.FSYNC in name for name in finished):
                 self._sync_log()
             for name in finished:
                 self._spools.delete(name)
-        return [(row[0], bytes(row[1])) for row in rows]
+        except OSError as exc:
+            logger.warning("outbox %s: a moved spool file stays for now: %s", self.path, exc)
 
     def _sync_log(self) -> None:
         """Put every commit so far on the disk: moves from a file written with fsync, before
@@ -282,22 +295,25 @@ class Store:
     def depth(self) -> tuple[int, float | None, int]:
         """Messages stored (spooled ones too), the age in seconds of the oldest, and dead
         letters."""
-        stored, oldest, dead, _ = self._figures()
-        age = None if oldest is None else max(0.0, time.time() - oldest)
-        return stored, age, dead
+        return self.figures()[:3]
 
     def waiting(self) -> int:
         """Messages nobody holds (spooled ones too): ready for any sender to claim."""
-        return self._figures()[3]
+        return self.figures()[3]
 
-    def _figures(self) -> tuple[int, float | None, int, int]:
-        """Stored, the oldest's time, dead letters and unclaimed, all of one moment.
+    def figures(self) -> tuple[int, float | None, int, int]:
+        """What :meth:`depth` and :meth:`waiting` say, of one moment.
 
         One read transaction, so that a move committed meanwhile is counted once: in the
         table or in its spool file. The files are listed before it begins: one moved and
         deleted after is in the table read. One deleted before it could be read (moved
         to its end meanwhile) is not counted: then the figures are read again.
         """
+        stored, oldest, dead, unclaimed = self._figures()
+        age = None if oldest is None else max(0.0, time.time() - oldest)
+        return stored, age, dead, unclaimed
+
+    def _figures(self) -> tuple[int, float | None, int, int]:
         with self._locked_reader() as db:
             for _ in range(3):
                 names = self._spools.names()
@@ -309,7 +325,7 @@ class Store:
                     ).fetchone()
                     (dead,) = db.execute("SELECT count(*) FROM dead_letters").fetchone()
                     spooled, first = self._spools.backlog(self._spool_offsets(db), names)
-                if all(os.path.exists(self._spools.path(name)) for name in names):
+                if not any(_spool.gone(self._spools.path(name)) for name in names):
                     break
         if first is not None:
             oldest = first if oldest is None else min(oldest, first)
@@ -328,7 +344,7 @@ class Store:
             for name, size in marks.items():
                 found = db.execute("SELECT offset FROM spools WHERE name = ?", (name,)).fetchone()
                 if found is None:
-                    if os.path.exists(self._spools.path(name)):
+                    if not _spool.gone(self._spools.path(name)):
                         return True  # not moved at all yet (else moved, and deleted)
                 elif found[0] < size:
                     return True
@@ -436,12 +452,10 @@ class Store:
     def _reopen(self) -> None:
         try:
             self._writer = connect(self.path, fsync=self._fsync)
-            self._reader = connect(self.path, fsync=False)
+            self._reader = connect(self.path, fsync=self._fsync)
             self._writer.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         except (sqlite3.Error, OSError, OutboxError) as exc:
             # Every later call says so, as OutboxError: clients keep messages in memory.
-            from gainsight_segment.delivery._callbacks import logger
-
             logger.error("outbox %s could not be opened again after a fork: %s", self.path, exc)
 
 
