@@ -16,6 +16,13 @@ import pytest
 
 from gainsight_segment.outbox import _spool
 
+BODY = b'{"type":"track","userId":"u","event":"Clicked","messageId":"m-%d"}'
+
+
+def body(n: int) -> bytes:
+    """A small message body, numbered ``n``."""
+    return BODY.replace(b"%d", str(n).encode())
+
 
 def file_bytes(path: Path) -> bytes:
     """The bytes of an outbox file, of its -wal and -shm companions and of its spool files."""

@@ -19,13 +19,7 @@ from hypothesis import strategies as st
 from gainsight_segment.outbox import OutboxError, _spool, _store
 from gainsight_segment.outbox._store import Store
 
-from .outbox_support import messages_in, run_script, spool_files
-
-BODY = b'{"type":"track","userId":"u","event":"Clicked","messageId":"m-%d"}'
-
-
-def body(n: int) -> bytes:
-    return BODY.replace(b"%d", str(n).encode())
+from .outbox_support import body, messages_in, run_script, spool_files
 
 
 @pytest.fixture

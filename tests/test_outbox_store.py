@@ -21,11 +21,7 @@ from gainsight_segment.outbox import OutboxError, _database, _spool, _store
 from gainsight_segment.outbox._os import host_identity, process_alive, process_started
 from gainsight_segment.outbox._store import Store
 
-BODY = b'{"type":"track","userId":"u","event":"Clicked","messageId":"m-%d"}'
-
-
-def body(n: int) -> bytes:
-    return BODY.replace(b"%d", str(n).encode())
+from .outbox_support import body
 
 
 @pytest.fixture
