@@ -3,7 +3,7 @@
 A call must not return before its message would survive the process, and an SQLite
 commit costs more than the rest of the call. So each writing process appends every
 message to a spool file of its own, beside the outbox file (in ``PATH.spool/``): one
-``write(2)``, which the OS keeps even when the process is killed the next instant.
+write, which the OS keeps even when the process is killed the next instant.
 Senders, in the process or in a relay, move what the spool files hold into the outbox
 in batches, in the transaction in which they claim messages to send; how far each file
 was moved is kept in the outbox in that same transaction, so nothing is moved twice.
