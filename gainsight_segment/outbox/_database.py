@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 import time
 from collections.abc import Iterator
 
 from gainsight_segment._errors import GainsightError
+from gainsight_segment.delivery._callbacks import logger
 
 from ._os import create_private
 
@@ -74,7 +74,7 @@ def open_pair(path: str, *, fsync: bool) -> tuple[sqlite3.Connection, sqlite3.Co
         except sqlite3.Error as again:
             raise OutboxError(f"outbox {path}: {again}") from None
         finally:
-            logging.getLogger("gainsight_segment").error(
+            logger.error(
                 "outbox %s could not be read (%s): moved aside to %s, and a new one started",
                 path,
                 exc,

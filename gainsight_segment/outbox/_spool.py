@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import sqlite3
 import struct
 import zlib
+
+from gainsight_segment.delivery._callbacks import logger
+
+from ._os import sync
 
 try:
     import fcntl
@@ -139,8 +142,8 @@ class Spool:
     def _open(self) -> int:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         self._count += 1
-        sync = FSYNC if self._fsync else ""
-        name = f"{self._owner}-{self._count:06d}{sync}{SUFFIX}"
+        synced = FSYNC if self._fsync else ""
+        name = f"{self._owner}-{self._count:06d}{synced}{SUFFIX}"
         path = os.path.join(self.directory, name)
         # Locked before it gets its name: a reader never sees it unheld while it may grow.
         fd = os.open(f"{path}.new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -148,7 +151,9 @@ class Spool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.rename(f"{path}.new", path)
             if self._fsync:
-                _sync_directory(self.directory)
+                # The name on the disk too: synced records in a file a power cut unnames
+                # would be lost with it.
+                sync(self.directory)
         except OSError:
             os.close(fd)  # named, it is sealed and empty: readers delete it
             with contextlib.suppress(FileNotFoundError):
@@ -214,16 +219,6 @@ def gone(path: str) -> bool:
     except OSError:
         return False
     return False
-
-
-def _sync_directory(directory: str) -> None:
-    # The file's name, on the disk too: records synced into a file a power cut unnames
-    # would be lost with it.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Reader:
@@ -376,7 +371,7 @@ class Reader:
                 # Another user's, say: left for a process that can read it, said once.
                 if name not in self._unreadable:
                     self._unreadable.add(name)
-                    logging.getLogger("gainsight_segment").warning(
+                    logger.warning(
                         "spool file %s cannot be read (%s): its messages are left for a "
                         "process that can (run every process on the outbox as one user)",
                         self.path(name),
@@ -436,7 +431,7 @@ def move(
         if sealed and count < limit:
             left = reader.left_after(name, end)
             if left:
-                logging.getLogger("gainsight_segment").warning(
+                logger.warning(
                     "spool file %s ends with a record cut short (a write the disk refused "
                     "or a power loss): %d bytes dropped",
                     reader.path(name),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import sqlite3
 import threading
@@ -25,11 +24,12 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from gainsight_segment.delivery._callbacks import logger
+
 from . import _spool
 from ._database import BUSY_TIMEOUT_MS, OutboxError, connect, open_pair, transaction
-from ._os import host_identity, process_alive, process_started
+from ._os import host_identity, process_alive, process_started, sync
 
-logger = logging.getLogger("gainsight_segment")
 # Claims last this long unless their owner is seen gone sooner.
 LEASE_SECONDS = 300.0
 # How long a fork waits for a call on the file to end (SQLite may wait that long for a lock).
@@ -214,14 +214,8 @@ class Store:
         log may be opened and closed without dropping its locks. A log that is gone was
         checkpointed, and a checkpoint syncs.
         """
-        try:
-            fd = os.open(self.path + "-wal", os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            sync(self.path + "-wal")
 
     def spooled(self) -> bool:
         """Whether a spool file may hold messages not yet moved into the table."""
