@@ -408,8 +408,13 @@ def serialize(
     except Exception as error:  # the caller's objects may raise anything
         raise InvalidMessageError(_find_problem(payload, error)) from None
     openers = text.count("{") + text.count("[")
-    if openers <= own + len(foreign) and _str_keys_only(foreign):
-        return body
+    if openers > own + len(foreign) or not _str_keys_only(foreign):
+        _check_text(payload, body, openers)
+    return body
+
+
+def _check_text(payload: Mapping[str, Any], body: bytes, openers: int) -> None:
+    """Refuse what the body shows the encoder let through (see :func:`serialize`)."""
     marks = body.translate(_MARKS)
     # find(), not "in": bytes' "in" first tries its argument as an int, which costs more.
     key_like = marks.find(_WORD_KEY) >= 0 or (
@@ -422,7 +427,6 @@ def serialize(
             problem = _first_problem(payload) or unnoticed
             if problem:
                 raise InvalidMessageError(problem)
-    return body
 
 
 def _find_problem(payload: Mapping[str, Any], error: Exception) -> str:
