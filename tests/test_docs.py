@@ -311,6 +311,8 @@ def test_the_configuration_table_lists_every_setting_with_its_default() -> None:
 
 def _figures_script() -> Any:
     name = "reliability_figures"
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))  # for the rows it imports, as when run
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
