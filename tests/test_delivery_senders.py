@@ -111,9 +111,10 @@ def test_a_retry_after_pauses_every_sender() -> None:
         assert client.flush(timeout=10)
         client.shutdown()
     refused_at = script.arrivals[0]
-    # Requests already on their way may land, but none is sent during the pause.
-    during = [t for t in script.arrivals[1:] if refused_at + 0.05 < t < refused_at + 0.5]
-    assert during == []
+    # Requests already on their way (the other 3 senders') may land, however late a busy
+    # machine makes them; none is sent during the pause: without it, all 7 others would.
+    during = [t for t in script.arrivals[1:] if refused_at < t < refused_at + 0.5]
+    assert len(during) <= 3
     assert len(script.arrivals) == 9
 
 
